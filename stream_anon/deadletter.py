@@ -1,0 +1,73 @@
+"""Dead letters: the fixed list of reasons and the headers that say why a record was not sanitized.
+
+The dead-letter record keeps the original key and value bytes, so it can be replayed once the cause is
+fixed. Headers never carry record values: messages are written by this code from types and paths only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from stream_anon import __version__
+
+if TYPE_CHECKING:
+    from stream_anon.pipeline import InputRecord
+
+
+class Reason(StrEnum):
+    """Why a record went to the dead-letter topic. Documented in docs/dead-letter.md."""
+
+    EMPTY_VALUE = "empty_value"
+    """The record has no value (a tombstone or an empty payload)."""
+    UNKNOWN_FRAMING = "unknown_framing"
+    """The first bytes are neither Confluent framing (00) nor Avro single-object encoding (C3 01)."""
+    UNKNOWN_SCHEMA = "unknown_schema"
+    """The schema id or fingerprint is not known to the registry or the schemas directory."""
+    UNDECODABLE = "undecodable"
+    """The bytes do not decode with the writer schema (truncated, corrupt, trailing bytes)."""
+    UNANNOTATED_FIELD = "unannotated_field"
+    """The writer schema has a field that no annotation, record default or tag policy covers."""
+    INVALID_RULES = "invalid_rules"
+    """The writer schema's annotations are invalid (bad parameter, wrong type, missing key)."""
+    RULE_FAILED = "rule_failed"
+    """A rule raised on this record's value (for example an IP field holding no IP address)."""
+    LEAK_DETECTED = "leak_detected"
+    """The verifier found PII in the sanitized record; entity and path are in the headers."""
+    ENCODE_FAILED = "encode_failed"
+    """The sanitized record does not encode with the derived schema."""
+    PRODUCE_REJECTED = "produce_rejected"
+    """The broker refused the sanitized record (for example larger than the topic's max.message.bytes)."""
+
+
+HEADER_PREFIX = "stream-anon."
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be sanitized, with the reason."""
+
+    source: InputRecord
+    reason: Reason
+    error_class: str
+    message: str
+    schema_ref: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        src = self.source
+        pairs = [
+            ("reason", self.reason.value),
+            ("error.class", self.error_class),
+            ("error.message", self.message[:1000]),
+            ("source.topic", src.topic),
+            ("source.partition", str(src.partition)),
+            ("source.offset", str(src.offset)),
+            ("source.timestamp", str(src.timestamp_ms)),
+            ("version", __version__),
+        ]
+        if self.schema_ref is not None:
+            pairs.append(("schema", self.schema_ref))
+        pairs.extend(self.extra.items())
+        return [(HEADER_PREFIX + name, value.encode("utf-8")) for name, value in pairs]
