@@ -40,7 +40,12 @@ class ScanSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
 
 
-_SECRET_KAFKA_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret")
+_SECRET_KAFKA_KEYS = (
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "sasl.oauthbearer.client.secret",
+)
 
 
 class Settings(BaseSettings):

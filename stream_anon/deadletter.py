@@ -25,6 +25,8 @@ class Reason(StrEnum):
     """The first bytes are neither Confluent framing (00) nor Avro single-object encoding (C3 01)."""
     UNKNOWN_SCHEMA = "unknown_schema"
     """The schema id or fingerprint is not known to the registry or the schemas directory."""
+    INVALID_SCHEMA = "invalid_schema"
+    """The writer schema does not parse (bad JSON, unknown named type, references to files or URLs)."""
     UNDECODABLE = "undecodable"
     """The bytes do not decode with the writer schema (truncated, corrupt, trailing bytes)."""
     UNANNOTATED_FIELD = "unannotated_field"

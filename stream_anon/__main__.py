@@ -1,0 +1,3 @@
+from stream_anon.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Assembly: build the pipeline's parts from ``Settings``. The only place that knows how they fit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stream_anon.config import ConfigError, Settings
+from stream_anon.keys import Keys
+from stream_anon.pipeline import Pipeline
+from stream_anon.rules import Plan, compile_plan
+from stream_anon.rules.scan import Scanner, ScanSettings, Span
+from stream_anon.schemas import open_resolver
+from stream_anon.verify import Verifier
+
+
+class LazyScanner:
+    """Loads the NLP model on first use, so workers whose schemas never ``scan`` never pay for it."""
+
+    def __init__(self, settings: ScanSettings | None = None) -> None:
+        self._settings = settings
+        self._scanner: Scanner | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Scanner:
+        with self._lock:
+            if self._scanner is None:
+                self._scanner = Scanner(self._settings)
+            return self._scanner
+
+    def detect_batch(
+        self,
+        texts: Sequence[str],
+        known: Sequence[Sequence[tuple[str, str]]],
+        *,
+        entities: frozenset[str] | None = None,
+        threshold: float | None = None,
+    ) -> list[list[Span]]:
+        return self._get().detect_batch(texts, known, entities=entities, threshold=threshold)
+
+
+def load_keys(path: Path | None) -> Keys:
+    if path is None:
+        return Keys.empty()
+    return Keys.load(path)
+
+
+def load_tag_policy(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"tag_policy_file {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"tag_policy_file {path}: must map tag names to operations")
+    return loaded
+
+
+def scan_settings(settings: Settings) -> ScanSettings:
+    return ScanSettings(
+        model=settings.scan.model,
+        entities=frozenset(settings.scan.entities),
+        threshold=settings.scan.threshold,
+        batch_size=settings.scan.batch_size,
+    )
+
+
+def plan_compiler(settings: Settings) -> Callable[[dict[str, Any]], Plan]:
+    keys = load_keys(settings.keys_file)
+    policy = load_tag_policy(settings.tag_policy_file)
+    scanner = LazyScanner(scan_settings(settings))
+
+    def compile_one(schema: dict[str, Any]) -> Plan:
+        return compile_plan(schema, keys, tag_policy=policy, scanner=scanner)
+
+    return compile_one
+
+
+def build_pipeline(settings: Settings, on_compiled: Callable[..., None] | None = None) -> Pipeline:
+    return Pipeline(
+        resolver=open_resolver(settings.schemas_dir, settings.schema_registry_url),
+        compile_plan=plan_compiler(settings),
+        verifier=Verifier(on_leak=settings.on_leak),
+        output_subject=f"{settings.output_topic}-value",
+        on_compiled=on_compiled,
+    )

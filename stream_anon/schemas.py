@@ -1,0 +1,226 @@
+"""Writer schemas: resolve a message's schema id or fingerprint, and publish derived schemas.
+
+Two sources sit behind one ``SchemaResolver``, chosen by the message's framing:
+
+* ``DirectorySchemas``: ``.avsc`` files indexed by CRC-64-AVRO fingerprint (the embedded default). An
+  unknown fingerprint triggers a rate-limited rescan, so a v2 file added to a mounted directory is picked
+  up without a restart.
+* ``RegistrySchemas``: a Confluent-API-compatible Schema Registry (ids, and the derived schema registered
+  under the sanitized topic's value subject).
+
+A registry that cannot be reached is not a record failure: ``SchemaSourceUnavailable`` tells the worker
+to retry the batch later rather than dead-letter it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+import structlog
+
+from stream_anon.deadletter import Reason
+from stream_anon.wire import Framing, WireError, frame_header, schema_ref, strip_logical_types
+
+log = structlog.get_logger(__name__)
+
+# A schema this large is hostile or broken; refusing it bounds parse time and memory.
+MAX_SCHEMA_BYTES = 1_000_000
+
+
+class SchemaSourceUnavailable(Exception):
+    """The schema source cannot answer right now (registry down): retry, do not dead-letter."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSchema:
+    """A resolved writer schema: its reference, the JSON as written (annotations included), the parser's form."""
+
+    ref: str
+    schema: dict[str, Any]
+    parsed: Any
+
+
+def parse_writer_schema(text: str | dict[str, Any], ref: str) -> WriterSchema:
+    """Parse a schema as written; every failure is an ``invalid_schema`` ``WireError``."""
+    try:
+        if isinstance(text, str):
+            if len(text) > MAX_SCHEMA_BYTES:
+                raise WireError(Reason.INVALID_SCHEMA, "schema larger than 1 MB", ref)
+            loaded = json.loads(text)
+        else:
+            loaded = text
+        if isinstance(loaded, list):
+            # A file of named types: the last one is the top-level record, the others its dependencies.
+            loaded = fastavro.parse_schema(loaded, expand=True, _write_hint=False)[-1]
+        if not isinstance(loaded, dict) or loaded.get("type") != "record":
+            raise WireError(Reason.INVALID_SCHEMA, "top-level schema is not a record", ref)
+        parsed = fastavro.parse_schema(strip_logical_types(loaded))
+    except WireError:
+        raise
+    except RecursionError:
+        raise WireError(Reason.INVALID_SCHEMA, "schema nests too deeply", ref) from None
+    except Exception as exc:  # json and fastavro raise many types on hostile schemas
+        raise WireError(Reason.INVALID_SCHEMA, f"schema does not parse ({type(exc).__name__})", ref) from None
+    return WriterSchema(ref=ref, schema=loaded, parsed=parsed)
+
+
+def fingerprint(schema: dict[str, Any]) -> bytes:
+    """The 8 bytes that follow ``C3 01`` in single-object encoding (CRC-64-AVRO, little-endian)."""
+    canonical = fastavro.schema.to_parsing_canonical_form(fastavro.parse_schema(schema, _write_hint=False))
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+
+
+class DirectorySchemas:
+    """Writer schemas from a directory of ``.avsc`` files, by fingerprint."""
+
+    RESCAN_INTERVAL_S = 2.0
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise FileNotFoundError(f"schemas_dir {directory} is not a directory")
+        self._directory = directory
+        self._by_fingerprint: dict[bytes, WriterSchema] = {}
+        self._files_seen: dict[Path, float] = {}
+        self._last_scan = 0.0
+        self._lock = threading.Lock()
+        self.rescan()
+
+    def rescan(self) -> None:
+        with self._lock:
+            self._last_scan = time.monotonic()
+            for path in sorted(self._directory.glob("*.avsc")):
+                mtime = path.stat().st_mtime
+                if self._files_seen.get(path) == mtime:
+                    continue
+                self._files_seen[path] = mtime
+                try:
+                    writer = parse_writer_schema(path.read_text(encoding="utf-8"), ref=f"file:{path.name}")
+                    fp = fingerprint(writer.schema)
+                except (WireError, OSError, ValueError) as exc:
+                    log.warning("schema_file_skipped", file=path.name, error=str(exc))
+                    continue
+                self._by_fingerprint[fp] = WriterSchema(
+                    ref=schema_ref(Framing.SINGLE_OBJECT, fp), schema=writer.schema, parsed=writer.parsed
+                )
+                log.info("schema_loaded", file=path.name, fingerprint=fp.hex())
+
+    def lookup(self, ident: bytes) -> WriterSchema:
+        found = self._by_fingerprint.get(ident)
+        if found is None and time.monotonic() - self._last_scan >= self.RESCAN_INTERVAL_S:
+            self.rescan()
+            found = self._by_fingerprint.get(ident)
+        if found is None:
+            raise WireError(
+                Reason.UNKNOWN_SCHEMA,
+                "fingerprint matches no .avsc file in schemas_dir",
+                schema_ref(Framing.SINGLE_OBJECT, ident),
+            )
+        return found
+
+    def add(self, schema: dict[str, Any]) -> bytes:
+        """Index a schema that is not in the directory (a derived schema, for readers); returns its fingerprint."""
+        fp = fingerprint(schema)
+        writer = parse_writer_schema(schema, ref=schema_ref(Framing.SINGLE_OBJECT, fp))
+        self._by_fingerprint[fp] = writer
+        return fp
+
+    def schemas(self) -> list[WriterSchema]:
+        return list(self._by_fingerprint.values())
+
+
+class RegistrySchemas:
+    """Writer schemas from a Confluent-API-compatible Schema Registry, by id."""
+
+    NEGATIVE_CACHE_S = 30.0
+
+    def __init__(self, url: str, config: dict[str, Any] | None = None) -> None:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        self._client = SchemaRegistryClient({"url": url, **(config or {})})
+        self._by_id: dict[int, WriterSchema] = {}
+        self._unknown_until: dict[int, float] = {}
+
+    def lookup(self, ident: bytes) -> WriterSchema:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        schema_id = int.from_bytes(ident, "big")
+        found = self._by_id.get(schema_id)
+        if found is not None:
+            return found
+        ref = schema_ref(Framing.CONFLUENT, ident)
+        if self._unknown_until.get(schema_id, 0.0) > time.monotonic():
+            raise WireError(Reason.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref)
+        try:
+            registered = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                self._unknown_until[schema_id] = time.monotonic() + self.NEGATIVE_CACHE_S
+                raise WireError(Reason.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref) from None
+            raise SchemaSourceUnavailable(f"schema registry answered {exc.http_status_code}") from None
+        except Exception as exc:  # connection refused, timeouts: the registry is down, not the record bad
+            raise SchemaSourceUnavailable(f"schema registry unreachable ({type(exc).__name__})") from None
+        if registered.schema_type not in (None, "AVRO"):
+            raise WireError(Reason.INVALID_SCHEMA, f"schema type {registered.schema_type} is not Avro", ref)
+        if registered.references:
+            raise WireError(Reason.INVALID_SCHEMA, "schema references are not supported", ref)
+        found = parse_writer_schema(registered.schema_str or "", ref)
+        self._by_id[schema_id] = found
+        return found
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int:
+        from confluent_kafka.schema_registry import Schema
+
+        try:
+            return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
+        except Exception as exc:
+            raise SchemaSourceUnavailable(
+                f"cannot register the derived schema under {subject} ({type(exc).__name__}: {exc})"
+            ) from None
+
+
+class SchemaResolver:
+    """Resolves writer schemas by framing and gives the frame header for derived schemas."""
+
+    def __init__(self, directory: DirectorySchemas | None, registry: RegistrySchemas | None) -> None:
+        self.directory = directory
+        self.registry = registry
+
+    def lookup(self, framing: Framing, ident: bytes) -> WriterSchema:
+        if framing is Framing.CONFLUENT:
+            if self.registry is None:
+                raise WireError(
+                    Reason.UNKNOWN_SCHEMA,
+                    "Confluent-framed record but no schema_registry_url is configured",
+                    schema_ref(framing, ident),
+                )
+            return self.registry.lookup(ident)
+        if self.directory is None:
+            raise WireError(
+                Reason.UNKNOWN_SCHEMA,
+                "single-object record but no schemas_dir is configured",
+                schema_ref(framing, ident),
+            )
+        return self.directory.lookup(ident)
+
+    def derived_header(self, derived: dict[str, Any], subject: str) -> bytes:
+        """Frame header for records written with ``derived``: registry id when there is one, else fingerprint."""
+        if self.registry is not None:
+            schema_id = self.registry.register(subject, derived)
+            return frame_header(Framing.CONFLUENT, schema_id.to_bytes(4, "big"))
+        fp = fingerprint(derived)
+        if self.directory is not None:
+            self.directory.add(derived)
+        return frame_header(Framing.SINGLE_OBJECT, fp)
+
+
+def open_resolver(schemas_dir: Path | None, schema_registry_url: str | None) -> SchemaResolver:
+    directory = DirectorySchemas(schemas_dir) if schemas_dir is not None else None
+    registry = RegistrySchemas(schema_registry_url) if schema_registry_url else None
+    return SchemaResolver(directory, registry)

@@ -1,0 +1,464 @@
+"""The Kafka worker: consume a batch, run the pipeline, produce, commit; one loop, small parts.
+
+* ``Source``: the consumer (cooperative rebalancing, read_committed, manual offsets).
+* ``Delivery``: how outcomes reach Kafka and offsets get committed; ``ExactlyOnce`` (a transaction per
+  batch with the offsets inside it) or ``AtLeastOnce`` (flush, then commit offsets).
+* ``Worker``: the loop that joins them, and the shutdown and retry policy.
+
+Rebalance callbacks only run inside ``consume()``, and a batch's transaction is always committed or
+aborted before the next ``consume()``, so a revoke never lands in the middle of a transaction.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from stream_anon.config import Settings
+from stream_anon.deadletter import DeadLetter, Reason
+from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
+from stream_anon.schemas import SchemaSourceUnavailable
+
+log = structlog.get_logger(__name__)
+
+SourceKey = tuple[str, int, int]  # topic, partition, offset
+
+# Broker verdicts that will not change on retry: the record itself is unacceptable to the topic.
+_PERMANENT_PRODUCE_ERRORS = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.CORRUPT_MESSAGE,
+}
+
+
+class WorkerError(Exception):
+    """A configuration or connectivity problem: the worker stops with this message and a non-zero exit."""
+
+
+class Observer(Protocol):
+    """What the worker reports as it goes (metrics and health implement it)."""
+
+    def consumed(self, records: list[InputRecord]) -> None: ...
+    def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None: ...
+    def transaction(self, committed: bool) -> None: ...
+    def loop(self) -> None: ...
+    def assignment(self, partitions: int) -> None: ...
+    def broker(self, up: bool) -> None: ...
+    def stats(self, stats_json: str) -> None: ...
+
+
+class NullObserver:
+    def consumed(self, records: list[InputRecord]) -> None: ...
+    def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None: ...
+    def transaction(self, committed: bool) -> None: ...
+    def loop(self) -> None: ...
+    def assignment(self, partitions: int) -> None: ...
+    def broker(self, up: bool) -> None: ...
+    def stats(self, stats_json: str) -> None: ...
+
+
+class BatchAborted(Exception):
+    """The batch's writes were thrown away; rewind and process it again."""
+
+    def __init__(self, why: str, rejected: dict[SourceKey, str] | None = None) -> None:
+        super().__init__(why)
+        self.rejected = rejected or {}
+
+
+@dataclass(slots=True)
+class Batch:
+    records: list[InputRecord]
+    # first offset per partition, to rewind to after an abort
+    start: dict[tuple[str, int], int] = field(default_factory=dict)
+    # next offset to commit per partition
+    end: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def to_input(msg: Message) -> InputRecord:
+    _, ts = msg.timestamp()
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return InputRecord(topic, partition, offset, ts, msg.key(), msg.value(), msg.headers())
+
+
+class Source:
+    """The input side: a consumer in the group, offsets managed by the worker."""
+
+    def __init__(
+        self, settings: Settings, observer: Observer, on_revoke: Callable[[list[TopicPartition]], None]
+    ):
+        conf: dict[str, Any] = {
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "statistics.interval.ms": 5000,
+            "stats_cb": observer.stats,
+            "error_cb": self._on_error,
+            **settings.librdkafka(),
+        }
+        self._observer = observer
+        self._on_revoke_cb = on_revoke
+        self.consumer = Consumer(conf)
+        self.assigned: set[tuple[str, int]] = set()
+        self.fatal: KafkaError | None = None
+        self.consumer.subscribe(
+            list(settings.input_topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._observer.broker(False)
+        if err.fatal():
+            self.fatal = err
+        log.warning("consumer_error", code=err.name(), error=err.str())
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._observer.assignment(len(self.assigned))
+        log.info("partitions_assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        self._observer.assignment(len(self.assigned))
+        self._on_revoke_cb(partitions)
+        log.info("partitions_revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Batch:
+        messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        batch = Batch([])
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise WorkerError(f"consumer failed: {err.str()}")
+                if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise WorkerError(f"input topic {msg.topic()} does not exist")
+                log.warning("consume_error", code=err.name(), error=err.str())
+                continue
+            rec = to_input(msg)
+            tp = (rec.topic, rec.partition)
+            batch.start.setdefault(tp, rec.offset)
+            batch.end[tp] = rec.offset + 1
+            batch.records.append(rec)
+        if messages:
+            self._observer.broker(True)
+        return batch
+
+    def rewind(self, batch: Batch) -> None:
+        for (topic, partition), offset in batch.start.items():
+            if (topic, partition) in self.assigned:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class Delivery(Protocol):
+    def begin(self) -> None: ...
+    def produce(self, outcomes: list[Outcome]) -> None: ...
+    def commit(self, batch: Batch, consumer: Consumer) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Producing:
+    """Writing outcomes, shared by both delivery modes: sanitized to the output, the rest to the DLQ."""
+
+    def __init__(self, producer: Producer, output_topic: str, dlq_topic: str) -> None:
+        self.producer = producer
+        self.output_topic = output_topic
+        self.dlq_topic = dlq_topic
+        self.failures: dict[SourceKey, KafkaError] = {}
+
+    def _callback(self, source: SourceKey) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self.failures[source] = err
+
+        return on_delivery
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        source: SourceKey,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=self._callback(source))
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as exc:
+                self.failures[source] = exc.args[0]
+                return
+
+    def produce(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            src = outcome.source
+            key = (src.topic, src.partition, src.offset)
+            if isinstance(outcome, Sanitized):
+                self._send(self.output_topic, src.key, outcome.value, None, key)
+            else:
+                self._send(self.dlq_topic, src.key, src.value or b"", outcome.headers(), key)
+        self.producer.poll(0)
+
+    def check_failures(self) -> None:
+        """After a flush: any failed write aborts the batch; permanent rejections are named for the retry."""
+        if not self.failures:
+            return
+        failures, self.failures = self.failures, {}
+        rejected = {k: e.name() for k, e in failures.items() if e.code() in _PERMANENT_PRODUCE_ERRORS}
+        codes = sorted({e.name() for e in failures.values()})
+        raise BatchAborted(f"{len(failures)} write(s) failed: {', '.join(codes)}", rejected)
+
+
+class ExactlyOnce(_Producing):
+    """One transaction per batch; the consumed offsets commit inside it."""
+
+    def __init__(self, settings: Settings) -> None:
+        producer = Producer(
+            {
+                "transactional.id": settings.effective_transactional_id,
+                "transaction.timeout.ms": settings.transaction_timeout_s * 1000,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "error_cb": lambda err: log.warning("producer_error", code=err.name(), error=err.str()),
+                **settings.librdkafka(),
+            }
+        )
+        super().__init__(producer, settings.output_topic, settings.dlq_topic)
+        self._timeout = settings.shutdown_timeout_s
+        # Fences an earlier instance with the same transactional id and aborts its hanging transaction.
+        _retry_retriable(lambda: producer.init_transactions(self._timeout), "init_transactions")
+
+    def begin(self) -> None:
+        self.failures = {}
+        self.producer.begin_transaction()
+
+    def commit(self, batch: Batch, consumer: Consumer) -> None:
+        self.producer.flush(self._timeout)
+        try:
+            self.check_failures()
+        except BatchAborted:
+            self.abort()
+            raise
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.end.items()]
+        try:
+            self.producer.send_offsets_to_transaction(
+                offsets, consumer.consumer_group_metadata(), self._timeout
+            )
+            _retry_retriable(lambda: self.producer.commit_transaction(self._timeout), "commit_transaction")
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if err.txn_requires_abort():
+                self.abort()
+                raise BatchAborted(f"transaction aborted: {err.name()}") from None
+            raise WorkerError(f"transaction failed: {err.str()}") from None
+
+    def abort(self) -> None:
+        try:
+            _retry_retriable(lambda: self.producer.abort_transaction(self._timeout), "abort_transaction")
+        except KafkaException as exc:
+            raise WorkerError(f"cannot abort the transaction: {exc.args[0].str()}") from None
+
+    def close(self) -> None:
+        self.producer.flush(self._timeout)
+
+
+class AtLeastOnce(_Producing):
+    """Idempotent producer; offsets are committed after the batch's writes are acknowledged."""
+
+    def __init__(self, settings: Settings) -> None:
+        producer = Producer(
+            {
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "error_cb": lambda err: log.warning("producer_error", code=err.name(), error=err.str()),
+                **settings.librdkafka(),
+            }
+        )
+        super().__init__(producer, settings.output_topic, settings.dlq_topic)
+        self._timeout = settings.shutdown_timeout_s
+
+    def begin(self) -> None:
+        self.failures = {}
+
+    def commit(self, batch: Batch, consumer: Consumer) -> None:
+        remaining = self.producer.flush(self._timeout)
+        if remaining:
+            raise BatchAborted(f"{remaining} write(s) not acknowledged in time")
+        self.check_failures()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.end.items()]
+        consumer.commit(offsets=offsets, asynchronous=False)
+
+    def abort(self) -> None:
+        self.producer.purge()  # already-sent records may stay: that is at-least-once
+
+    def close(self) -> None:
+        self.producer.flush(self._timeout)
+
+
+def _retry_retriable(call: Callable[[], None], what: str, attempts: int = 10) -> None:
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if not err.retriable() or attempt == attempts - 1:
+                raise
+            log.warning("retrying", call=what, code=err.name())
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+
+
+def check_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Fail fast and clearly when the broker is unreachable or a topic is missing."""
+    admin = AdminClient(settings.librdkafka())
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise WorkerError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout_s:.0f}s: {exc.args[0].str()}"
+        ) from None
+    wanted = [*settings.input_topics, settings.output_topic, settings.dlq_topic]
+    missing = [t for t in wanted if t not in metadata.topics]
+    if missing:
+        raise WorkerError(f"topic(s) missing on the broker: {', '.join(missing)}; create them first")
+
+
+class Worker:
+    """consume -> pipeline -> produce -> commit, until stopped."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, observer: Observer | None = None) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._observer = observer or NullObserver()
+        self._stop = threading.Event()
+        # Records the broker refused, to dead-letter when their batch is processed again after the abort.
+        self._rejected: dict[SourceKey, str] = {}
+        self.source: Source | None = None
+        self.delivery: Delivery | None = None
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _forget_revoked(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._rejected = {k: v for k, v in self._rejected.items() if (k[0], k[1]) not in gone}
+
+    def run(self, until_idle_s: float | None = None) -> None:
+        """Process until stopped; with ``until_idle_s``, also stop after that long without records."""
+        s = self._settings
+        check_topics(s)
+        self.delivery = ExactlyOnce(s) if s.delivery == "exactly_once" else AtLeastOnce(s)
+        self.source = Source(s, self._observer, self._forget_revoked)
+        log.info(
+            "worker_started", delivery=s.delivery, input_topics=s.input_topics, output_topic=s.output_topic
+        )
+        last_records = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self.source.fatal is not None:
+                    raise WorkerError(f"consumer failed: {self.source.fatal.str()}")
+                self._observer.loop()
+                batch = self.source.poll_batch(s.batch_size, s.poll_timeout_s)
+                if not batch.records:
+                    if until_idle_s is not None and time.monotonic() - last_records >= until_idle_s:
+                        break
+                    continue
+                last_records = time.monotonic()
+                self._handle(batch)
+        finally:
+            self._close()
+
+    def _handle(self, batch: Batch) -> None:
+        assert self.source is not None and self.delivery is not None
+        self._observer.consumed(batch.records)
+        try:
+            outcomes = self._pipeline.process(batch.records)
+        except SchemaSourceUnavailable as exc:
+            log.warning("schema_source_unavailable", error=str(exc))
+            self.source.rewind(batch)
+            time.sleep(1.0)
+            return
+        outcomes = self._apply_rejections(outcomes)
+        self.delivery.begin()
+        try:
+            self.delivery.produce(outcomes)
+            self.delivery.commit(batch, self.source.consumer)
+        except BatchAborted as exc:
+            self._observer.transaction(False)
+            self._rejected.update(exc.rejected)
+            log.warning(
+                "batch_aborted", reason=str(exc), records=len(batch.records), rejected=len(exc.rejected)
+            )
+            self.source.rewind(batch)
+            if not exc.rejected:
+                time.sleep(0.5)  # a transient failure: do not spin
+            return
+        self._observer.transaction(True)
+        self._observer.delivered(outcomes, self._settings.output_topic, self._settings.dlq_topic)
+
+    def _apply_rejections(self, outcomes: list[Outcome]) -> list[Outcome]:
+        if not self._rejected:
+            return outcomes
+        result: list[Outcome] = []
+        for o in outcomes:
+            src = o.source
+            code = self._rejected.pop((src.topic, src.partition, src.offset), None)
+            if code is not None and isinstance(o, Sanitized):
+                result.append(
+                    DeadLetter(
+                        src,
+                        Reason.PRODUCE_REJECTED,
+                        "KafkaError",
+                        f"output topic refused the sanitized record: {code}",
+                        o.schema_ref,
+                    )
+                )
+            elif code is not None:
+                # The dead-letter topic itself refuses the raw record: nothing can take it, so stop loudly.
+                raise WorkerError(
+                    f"dead-letter topic refused a record ({code}) from {src.topic}[{src.partition}]@{src.offset}; "
+                    "raise its max.message.bytes"
+                )
+            else:
+                result.append(o)
+        return result
+
+    def _close(self) -> None:
+        if self.delivery is not None:
+            self.delivery.close()
+        if self.source is not None:
+            self.source.close()
+        log.info("worker_stopped")
+
+
+def describe(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    counts = {"sanitized": 0, "dead_lettered": 0}
+    for o in outcomes:
+        counts["sanitized" if isinstance(o, Sanitized) else "dead_lettered"] += 1
+    return counts
