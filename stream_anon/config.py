@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     keys_file: Path | None = None
     tag_policy_file: Path | None = None
     delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    output_key: Literal["hmac", "keep", "drop"] = "hmac"
     on_leak: Literal["dead_letter", "redact"] = "dead_letter"
     metrics_port: int = Field(9400, ge=0, le=65535)
     batch_size: int = Field(500, ge=1, le=100_000)

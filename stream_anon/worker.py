@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from stream_anon.config import Settings
-from stream_anon.deadletter import DeadLetter, Reason
+from stream_anon.deadletter import HEADER_PREFIX, DeadLetter, Reason
 from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
 from stream_anon.schemas import SchemaSourceUnavailable
 
@@ -38,6 +38,11 @@ _PERMANENT_PRODUCE_ERRORS = {
     KafkaError.INVALID_RECORD,
     KafkaError.CORRUPT_MESSAGE,
 }
+
+
+_SOURCE_TOPIC = HEADER_PREFIX + "source.topic"
+_SOURCE_PARTITION = HEADER_PREFIX + "source.partition"
+_SOURCE_OFFSET = HEADER_PREFIX + "source.offset"
 
 
 class WorkerError(Exception):
@@ -181,6 +186,7 @@ class _Producing:
 
     def __init__(self, producer: Producer, output_topic: str, dlq_topic: str) -> None:
         self.producer = producer
+        self.output_key: Callable[[bytes | None], bytes | None] = lambda key: key
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
         self.failures: dict[SourceKey, KafkaError] = {}
@@ -215,7 +221,13 @@ class _Producing:
             src = outcome.source
             key = (src.topic, src.partition, src.offset)
             if isinstance(outcome, Sanitized):
-                self._send(self.output_topic, src.key, outcome.value, None, key)
+                # lineage: which input record this is, so readers can audit exactly-once end to end
+                lineage = [
+                    (_SOURCE_TOPIC, src.topic.encode()),
+                    (_SOURCE_PARTITION, str(src.partition).encode()),
+                    (_SOURCE_OFFSET, str(src.offset).encode()),
+                ]
+                self._send(self.output_topic, self.output_key(src.key), outcome.value, lineage, key)
             else:
                 self._send(self.dlq_topic, src.key, src.value or b"", outcome.headers(), key)
         self.producer.poll(0)
@@ -348,8 +360,15 @@ def check_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 class Worker:
     """consume -> pipeline -> produce -> commit, until stopped."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        observer: Observer | None = None,
+        output_key: Callable[[bytes | None], bytes | None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._output_key = output_key
         self._pipeline = pipeline
         self._observer = observer or NullObserver()
         self._stop = threading.Event()
@@ -373,7 +392,10 @@ class Worker:
         """Process until stopped; with ``until_idle_s``, also stop after that long without records."""
         s = self._settings
         check_topics(s)
-        self.delivery = ExactlyOnce(s) if s.delivery == "exactly_once" else AtLeastOnce(s)
+        delivery = ExactlyOnce(s) if s.delivery == "exactly_once" else AtLeastOnce(s)
+        if self._output_key is not None:
+            delivery.output_key = self._output_key
+        self.delivery = delivery
         self.source = Source(s, self._observer, self._forget_revoked)
         log.info(
             "worker_started", delivery=s.delivery, input_topics=s.input_topics, output_topic=s.output_topic

@@ -1,0 +1,150 @@
+"""Cost of the in-line verifier per record, on generated feedback-like records.
+
+    .venv/bin/python scripts/bench_verify.py [--records 20000]
+
+Prints microseconds per record for clean records (the common case) and for records with a leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import string
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastavro
+
+from stream_anon.verify import Verifier
+
+DERIVED = {
+    "type": "record",
+    "name": "Feedback",
+    "namespace": "bench",
+    "fields": [
+        {"name": "feedback_id", "type": "string"},
+        {"name": "created_at", "type": "long"},
+        {"name": "rating", "type": "int"},
+        {"name": "locale", "type": "string"},
+        {"name": "product_sku", "type": "string"},
+        {"name": "app_version", "type": "string"},
+        {
+            "name": "user",
+            "type": {
+                "type": "record",
+                "name": "User",
+                "fields": [
+                    {"name": "user_token", "type": "string"},
+                    {"name": "email", "type": "string"},
+                    {"name": "name", "type": "string"},
+                    {"name": "phone", "type": ["null", "string"]},
+                    {"name": "country", "type": "string"},
+                ],
+            },
+        },
+        {"name": "ip", "type": "string"},
+        {"name": "comment", "type": "string"},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "attrs", "type": {"type": "map", "values": "string"}},
+    ],
+}
+GENERATED = frozenset({"user.user_token", "user.email", "user.name", "user.phone", "ip"})
+WORDS = (
+    "the app crashes when I open settings and the sync takes forever after update but support was "
+    "helpful and quick checkout works fine on my phone dark mode please more filters love it"
+).split()
+
+
+@dataclass
+class FakePlan:
+    parsed_derived: Any = field(default_factory=lambda: fastavro.parse_schema(DERIVED))
+    generated_paths: frozenset[str] = GENERATED
+
+    def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
+        user = record["user"]
+        values = [
+            ("EMAIL_ADDRESS", "user.email", user["email"]),
+            ("PERSON", "user.name", user["name"]),
+            ("IP_ADDRESS", "ip", record["ip"]),
+        ]
+        if user["phone"] is not None:
+            values.append(("PHONE_NUMBER", "user.phone", user["phone"]))
+        return values
+
+
+def _token(rng: random.Random) -> str:
+    return "tok_" + "".join(rng.choices("0123456789abcdef", k=24))
+
+
+def make_pair(rng: random.Random, leak: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    first = rng.choice(["Anna", "Jonas", "Maria", "Wei", "Fatima", "Lucas"])
+    last = rng.choice(["Schmidt", "Garcia", "Okafor", "Nguyen", "Rossi"])
+    email = f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.com"
+    phone = f"+49 151 {rng.randint(1000000, 9999999)}"
+    ip = f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    words = rng.choices(WORDS, k=rng.randint(12, 40))
+    if rng.random() < 0.3:
+        words.insert(rng.randrange(len(words)), f"order ORD-{rng.randint(10000, 99999)} on 2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}")
+    if rng.random() < 0.3:
+        words.insert(rng.randrange(len(words)), f"{rng.randint(1, 5)}/5 stars v{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}")
+    comment = " ".join(words)
+    raw = {
+        "feedback_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "created_at": 1_700_000_000_000,
+        "rating": rng.randint(1, 5),
+        "locale": "de-DE",
+        "product_sku": "SKU-" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=8)),
+        "app_version": f"{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}",
+        "user": {"user_token": "", "email": email, "name": f"{first} {last}", "phone": phone, "country": "DE"},
+        "ip": ip,
+        "comment": comment,
+        "tags": rng.sample(["ios", "android", "web", "billing", "sync", "ui"], k=2),
+        "attrs": {"channel": "app", "campaign": "spring"},
+    }
+    sanitized = {
+        **raw,
+        "user": {
+            "user_token": _token(rng),
+            "email": _token(rng),
+            "name": _token(rng),
+            "phone": "*** *** ****" + phone[-2:],
+            "country": "DE",
+        },
+        "ip": ip.rsplit(".", 1)[0] + ".0/24",
+        "comment": comment + (f" write me at {email}" if leak else ""),
+        "tags": list(raw["tags"]),
+        "attrs": dict(raw["attrs"]),
+    }
+    return raw, sanitized
+
+
+def measure(verifier: Verifier, plan: FakePlan, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> float:
+    start = time.perf_counter()
+    for raw, sanitized in pairs:
+        verifier.check(plan, raw, sanitized)
+    return (time.perf_counter() - start) / len(pairs) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    plan = FakePlan()
+    verifier = Verifier("dead_letter")
+    clean = [make_pair(rng, leak=False) for _ in range(args.records)]
+    leaky = [make_pair(rng, leak=True) for _ in range(args.records // 10)]
+    flagged = sum(1 for raw, san in clean if verifier.check(plan, raw, san).leaks)
+    missed = sum(1 for raw, san in leaky if not verifier.check(plan, raw, san).leaks)
+    for name, pairs in (("clean", clean), ("leaky", leaky)):
+        runs = [measure(verifier, plan, pairs) for _ in range(args.repeats)]
+        print(f"{name}: median {statistics.median(runs):.1f} µs/record (min {min(runs):.1f}, max {max(runs):.1f})")
+    print(f"clean records flagged: {flagged}/{len(clean)}; leaky records missed: {missed}/{len(leaky)}")
+
+
+if __name__ == "__main__":
+    main()

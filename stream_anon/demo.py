@@ -1,0 +1,227 @@
+"""The demo: realistic feedback through the real broker, raw next to sanitized, with the counts.
+
+``stream-anon demo`` creates fresh demo topics, produces generated feedback (PII in structured fields and
+in free text, plus a few malformed records), runs the worker until the topic is drained, then reads the
+sanitized and dead-letter topics back and shows what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream_anon.config import Settings
+from stream_anon.datagen import generate_feedback
+from stream_anon.deadletter import HEADER_PREFIX
+from stream_anon.pipeline import Outcome, Sanitized
+from stream_anon.schemas import fingerprint, parse_writer_schema
+from stream_anon.wire import SINGLE_OBJECT_MAGIC, Framing, decode_payload, encode, frame_header, parse_frame
+from stream_anon.worker import NullObserver, Worker
+
+SHOWN_FIELDS = (
+    "user.name",
+    "user.email",
+    "user.phone",
+    "ip_address",
+    "device_id",
+    "country",
+    "postal_code",
+    "age",
+    "rating",
+    "comment",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTopics:
+    raw: str
+    sanitized: str
+    dlq: str
+
+
+def recreate_topics(bootstrap: str, topics: DemoTopics, partitions: int) -> None:
+    """Fresh topics every run, so the counts shown are this run's."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [topics.raw, topics.sanitized, topics.dlq]
+    existing = admin.list_topics(timeout=15).topics
+    doomed = [n for n in names if n in existing]
+    if doomed:
+        for future in admin.delete_topics(doomed).values():
+            future.result(30)
+        _wait(lambda: not any(n in admin.list_topics(timeout=10).topics for n in doomed), "topic deletion")
+    new = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+    for future in admin.create_topics(new).values():
+        future.result(30)
+    _wait(lambda: all(n in admin.list_topics(timeout=10).topics for n in names), "topic creation")
+
+
+def _wait(ready: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.3)
+    raise click.ClickException(f"timed out waiting for {what}")
+
+
+def malformed_records() -> list[tuple[str, bytes]]:
+    """A few records the worker must dead-letter, each for a different reason."""
+    return [
+        ("not Avro at all", b'{"email": "someone@example.org"}'),
+        ("unknown schema fingerprint", SINGLE_OBJECT_MAGIC + b"\x01" * 8 + b"\x02abc"),
+        ("empty value", b""),
+    ]
+
+
+def produce_feedback(
+    bootstrap: str, topic: str, schema_path: Path, count: int, seed: int, header: bytes | None = None
+) -> tuple[dict[int, dict[str, Any]], int]:
+    """Produce ``count`` generated records (+ malformed ones); returns the raw records by feedback order."""
+    writer = parse_writer_schema(schema_path.read_text(encoding="utf-8"), ref=schema_path.name)
+    header = header or frame_header(Framing.SINGLE_OBJECT, fingerprint(writer.schema))
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    records = generate_feedback(count, seed=seed)
+    for record in records:
+        key = str(record["user"]["user_id"]).encode()
+        producer.produce(topic, encode(header, writer.parsed, record), key)
+        producer.poll(0)
+    bad = malformed_records()
+    for _, value in bad:
+        producer.produce(topic, value, b"malformed")
+    if producer.flush(60) != 0:
+        raise click.ClickException("could not deliver the demo records to the broker")
+    return {i: r for i, r in enumerate(records)}, count + len(bad)
+
+
+class CountingObserver(NullObserver):
+    def __init__(self) -> None:
+        self.sanitized = 0
+        self.dead_lettered = 0
+
+    def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None:
+        for o in outcomes:
+            if isinstance(o, Sanitized):
+                self.sanitized += 1
+            else:
+                self.dead_lettered += 1
+
+
+def run_until_drained(worker: Worker, observer: CountingObserver, expected: int, timeout_s: float = 300.0) -> None:
+    from tqdm import tqdm
+
+    thread = threading.Thread(target=worker.run, kwargs={"until_idle_s": 30.0}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=expected, unit="rec", desc="sanitizing", leave=True) as bar:
+        done = 0
+        while thread.is_alive() and time.monotonic() < deadline:
+            now = observer.sanitized + observer.dead_lettered
+            bar.update(now - done)
+            done = now
+            if done >= expected:
+                break
+            time.sleep(0.2)
+    worker.stop()
+    thread.join(timeout=60)
+    if observer.sanitized + observer.dead_lettered < expected:
+        raise click.ClickException(
+            f"worker processed {observer.sanitized + observer.dead_lettered} of {expected} records in time"
+        )
+
+
+def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"demo-reader-{time.time_ns()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        remaining = {p for p, end in ends.items() if end > 0}
+        idle_since = time.monotonic()
+        while remaining and time.monotonic() - idle_since < 5.0:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error():
+                    continue
+                idle_since = time.monotonic()
+                # a transaction's commit marker takes the last offset, so end - 1 is the last record
+                if msg.offset() >= ends[msg.partition()] - 2:
+                    remaining.discard(msg.partition())
+                yield msg
+    except KafkaException as exc:
+        raise click.ClickException(f"cannot read {topic}: {exc}") from None
+    finally:
+        consumer.close()
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "attributes":
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def show(text: Any, width: int) -> str:
+    rendered = "null" if text is None else text if isinstance(text, str) else json.dumps(text)
+    return rendered if len(rendered) <= width else rendered[: width - 1] + "…"
+
+
+def side_by_side(raw: dict[str, Any], sanitized: dict[str, Any], width: int = 44) -> str:
+    flat_raw, flat_out = flatten(raw), flatten(sanitized)
+    lines = [f"  {'field':<13} {'raw':<{width}} sanitized", f"  {'-' * 13} {'-' * width} {'-' * width}"]
+    for path in SHOWN_FIELDS:
+        if path not in flat_raw:
+            continue
+        after = show(flat_out[path], width) if path in flat_out else "(dropped)"
+        lines.append(f"  {path:<13} {show(flat_raw[path], width):<{width}} {after}")
+    return "\n".join(lines)
+
+
+def report(settings: Settings, resolver: Any, raw_by_offset: dict[tuple[int, int], dict[str, Any]],
+           shown: int) -> tuple[int, Counter[str]]:
+    sanitized: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    for msg in read_topic(settings.bootstrap_servers, settings.output_topic):
+        headers = dict(msg.headers() or [])
+        source = (int(headers[HEADER_PREFIX + "source.partition"]), int(headers[HEADER_PREFIX + "source.offset"]))
+        framing, ident, start = parse_frame(msg.value())
+        writer = resolver.lookup(framing, ident)
+        sanitized.append((source, decode_payload(msg.value(), start, writer.parsed, writer.ref)))
+    reasons: Counter[str] = Counter()
+    for msg in read_topic(settings.bootstrap_servers, settings.dlq_topic):
+        headers = dict(msg.headers() or [])
+        reasons[headers.get(HEADER_PREFIX + "reason", b"?").decode()] += 1
+    for source, record in sorted(sanitized)[:shown]:
+        raw = raw_by_offset.get(source)
+        if raw is not None:
+            click.echo(f"\nrecord from partition {source[0]} offset {source[1]}:")
+            click.echo(side_by_side(raw, record))
+    return len(sanitized), reasons
+
+
+def source_offsets(bootstrap: str, topic: str, schema_path: Path) -> dict[tuple[int, int], dict[str, Any]]:
+    """The raw records as the broker stored them, by (partition, offset), for the side-by-side view."""
+    writer = parse_writer_schema(schema_path.read_text(encoding="utf-8"), ref=schema_path.name)
+    raw: dict[tuple[int, int], dict[str, Any]] = {}
+    for msg in read_topic(bootstrap, topic):
+        value = msg.value()
+        if value and value[:2] == SINGLE_OBJECT_MAGIC and value[2:10] == fingerprint(writer.schema):
+            raw[(msg.partition(), msg.offset())] = decode_payload(value, 10, writer.parsed, writer.ref)
+    return raw

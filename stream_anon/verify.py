@@ -1,0 +1,269 @@
+"""The in-line leak check: every string of a sanitized record, before it is produced (fail closed).
+
+Two checks run on each record:
+
+* the validated detectors (``detectors.py``) over every string, except at paths whose values a rule
+  produced on purpose (``plan.generated_paths``: pseudonym tokens, IP prefixes, masks);
+* an exact search for the raw values of the same record's ``"pii"`` fields over every string, generated
+  ones included, so a value that slipped through any path is caught. Phone, card and SSN values are
+  compared by their digits (a reformatted number is the same number), everything else ignoring case and
+  only as a whole word ("Anna" is not found in "Annabelle"). Values shorter than four characters (seven
+  digits) are not searched: they would match by chance.
+
+A hit is a ``Leak(entity, path)``; with ``on_leak="redact"`` the span becomes ``<ENTITY>`` in place and the
+record goes on, otherwise the caller dead-letters it. Leaks never carry the value.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from stream_anon.detectors import (
+    CREDIT_CARD,
+    DETECTORS,
+    PHONE_NUMBER,
+    US_SSN,
+    Detector,
+    DetectorSet,
+    Run,
+    digit_runs,
+    replace_spans,
+)
+from stream_anon.walk import Leaf, Walker, compile_walker, replace_leaf, walk_untyped
+
+OnLeak = Literal["dead_letter", "redact"]
+
+# Entities whose raw values are numbers that may be re-punctuated: compared digit for digit.
+DIGIT_ENTITIES = frozenset({PHONE_NUMBER, CREDIT_CARD, US_SSN})
+MIN_EXACT_LENGTH = 4
+MIN_EXACT_DIGITS = 7
+
+_NOT_DIGIT = re.compile(r"\D")
+
+
+class VerifiablePlan(Protocol):
+    """What the verifier reads from a compiled plan (``stream_anon.rules.Plan``)."""
+
+    @property
+    def parsed_derived(self) -> Any: ...
+
+    @property
+    def generated_paths(self) -> Set[str]: ...
+
+    def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """PII found in a sanitized record: what kind and in which field, never the value."""
+
+    entity: str
+    path: str
+
+
+@dataclass(slots=True)
+class VerifyResult:
+    """``leaks`` found (distinct, in field order) and the record, redacted in place under ``redact``."""
+
+    leaks: list[Leak]
+    record: dict[str, Any]
+
+    @property
+    def clean(self) -> bool:
+        return not self.leaks
+
+
+# A raw value to look for: (entity, casefolded text or digits, compared by digits, value as written).
+_Needle = tuple[str, str, bool, str]
+# Where a leaf leaks: (leaf index, start, end, entity).
+_Hit = tuple[int, int, int, str]
+
+# Joins the strings of a record so each check is one regex pass per record, not one per string. No
+# detector pattern matches it, so nothing is found across two strings, and it is a word boundary.
+_SEPARATOR = "\x00"
+
+
+class _Joined:
+    """Some leaves' texts joined by ``_SEPARATOR``, and where each begins."""
+
+    __slots__ = ("indexes", "starts", "text")
+
+    def __init__(self, leaves: list[Leaf], indexes: list[int]) -> None:
+        texts = [leaves[i][1] for i in indexes]
+        self.text = _SEPARATOR.join(texts)
+        self.indexes = indexes
+        self.starts = [0]
+        for text in texts[:-1]:
+            self.starts.append(self.starts[-1] + len(text) + 1)
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """The leaf index holding ``position`` of the joined text, and where that leaf begins in it."""
+        part = bisect.bisect_right(self.starts, position) - 1
+        return self.indexes[part], self.starts[part]
+
+
+class Verifier:
+    """Checks sanitized records against their raw form; see the module docstring."""
+
+    _WALKER_CACHE_LIMIT = 256
+
+    def __init__(
+        self,
+        on_leak: OnLeak = "dead_letter",
+        *,
+        detectors: Iterable[Detector] = DETECTORS,
+        min_exact_length: int = MIN_EXACT_LENGTH,
+    ) -> None:
+        if on_leak not in ("dead_letter", "redact"):
+            raise ValueError(f"on_leak must be 'dead_letter' or 'redact', not {on_leak!r}")
+        self.on_leak = on_leak
+        self._detectors = DetectorSet(detectors)
+        self._min_exact_length = min_exact_length
+        # Keyed by the schema object's id; the object is kept so its id cannot be reused while cached.
+        self._walkers: dict[int, tuple[Any, Walker]] = {}
+
+    def check(self, plan: VerifiablePlan, raw: dict[str, Any], sanitized: dict[str, Any]) -> VerifyResult:
+        leaves = self._walker(plan.parsed_derived)(sanitized)
+        if not leaves:
+            return VerifyResult([], sanitized)
+        generated = plan.generated_paths
+        detected: list[int] = []
+        produced: list[int] = []
+        for index, (path, _, _, _, key_of_map) in enumerate(leaves):
+            (produced if path in generated and not key_of_map else detected).append(index)
+        hits: list[_Hit] = []
+        checked = _Joined(leaves, detected)
+        runs = digit_runs(checked.text)
+        for finding in self._detectors.find(checked.text, runs):
+            index, base = checked.locate(finding.start)
+            hits.append((index, finding.start - base, finding.end - base, finding.entity))
+        needles = self._needles(plan.pii_values(raw))
+        if needles:
+            _search_needles(needles, leaves, checked, runs, hits)
+            if produced:
+                _search_needles(needles, leaves, _Joined(leaves, produced), None, hits)
+        if not hits:
+            return VerifyResult([], sanitized)
+        hits.sort()
+        leaks = list(dict.fromkeys(Leak(entity, leaves[index][0]) for index, _, _, entity in hits))
+        if self.on_leak == "redact":
+            _redact(leaves, hits)
+        return VerifyResult(leaks, sanitized)
+
+    def _walker(self, schema: Any) -> Walker:
+        if schema is None:
+            return walk_untyped
+        cached = self._walkers.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        if len(self._walkers) >= self._WALKER_CACHE_LIMIT:
+            self._walkers.clear()
+        walker = compile_walker(schema)
+        self._walkers[id(schema)] = (schema, walker)
+        return walker
+
+    def _needles(self, values: list[tuple[str, str, str]]) -> list[_Needle]:
+        needles: dict[tuple[str, bool], _Needle] = {}
+        for entity, _path, value in values:
+            if not isinstance(value, str):
+                continue
+            value = value.strip()
+            if entity in DIGIT_ENTITIES:
+                digits = _NOT_DIGIT.sub("", value)
+                if len(digits) >= MIN_EXACT_DIGITS:
+                    needles.setdefault((digits, True), (entity, digits, True, value))
+                    continue
+            if len(value) >= self._min_exact_length:
+                folded = value.casefold()
+                needles.setdefault((folded, False), (entity, folded, False, value))
+        return list(needles.values())
+
+
+def _search_needles(
+    needles: list[_Needle], leaves: list[Leaf], joined: _Joined, runs: list[Run] | None, hits: list[_Hit]
+) -> None:
+    folded: str | None = None
+    for entity, needle, by_digits, original in needles:
+        if by_digits:
+            if runs is None:
+                runs = digit_runs(joined.text)
+            for start, end, digits in runs:
+                at = digits.find(needle)
+                while at >= 0:
+                    span_start, span_end = _digits_span(joined.text, start, end, at, len(needle))
+                    index, base = joined.locate(span_start)
+                    hits.append((index, span_start - base, span_end - base, entity))
+                    at = digits.find(needle, at + 1)
+            continue
+        if folded is None:
+            folded = joined.text.casefold()
+        if needle not in folded:  # the common case: one substring search per record
+            continue
+        for index in joined.indexes:
+            _search_text(entity, needle, original, leaves[index][1], index, hits)
+
+
+def _search_text(entity: str, needle: str, original: str, text: str, index: int, hits: list[_Hit]) -> None:
+    folded = text.casefold()
+    if needle not in folded:
+        return
+    if len(folded) == len(text):
+        for at in _whole_word_positions(folded, needle):
+            hits.append((index, at, at + len(needle), entity))
+        return
+    # Casefolding changed lengths (ß → ss): spans come from a case-insensitive search of the text.
+    matches = list(_whole_word(original).finditer(text))
+    for match in matches:
+        hits.append((index, match.start(), match.end(), entity))
+    if not matches and _whole_word_positions(folded, needle):
+        hits.append((index, 0, len(text), entity))
+
+
+def _digits_span(text: str, start: int, end: int, first: int, count: int) -> tuple[int, int]:
+    """Character span in ``text`` of digits ``first .. first + count`` of the run ``text[start:end]``."""
+    seen = 0
+    span_start = start
+    for position in range(start, end):
+        if text[position].isdigit():
+            if seen == first:
+                span_start = position
+            seen += 1
+            if seen == first + count:
+                return span_start, position + 1
+    return span_start, end
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_word(value: str) -> re.Pattern[str]:
+    # A value inside a longer word is another value ("Anna" in "Annabelle"): where the value begins or
+    # ends with a letter or digit, the text must not continue with one.
+    head = r"(?<!\w)" if value[:1].isalnum() else ""
+    tail = r"(?!\w)" if value[-1:].isalnum() else ""
+    return re.compile(head + re.escape(value) + tail, re.IGNORECASE)
+
+
+def _whole_word_positions(folded: str, needle: str) -> list[int]:
+    positions = []
+    at = folded.find(needle)
+    while at >= 0:
+        before = folded[at - 1] if at > 0 else " "
+        after = folded[at + len(needle)] if at + len(needle) < len(folded) else " "
+        if not (needle[0].isalnum() and before.isalnum()) and not (needle[-1].isalnum() and after.isalnum()):
+            positions.append(at)
+        at = folded.find(needle, at + 1)
+    return positions
+
+
+def _redact(leaves: list[Leaf], hits: list[_Hit]) -> None:
+    spans: dict[int, list[tuple[int, int, str]]] = {}
+    for index, start, end, entity in hits:
+        spans.setdefault(index, []).append((start, end, f"<{entity}>"))
+    # Reverse order: a map's values are rewritten before its keys are renamed (see replace_leaf).
+    for index in sorted(spans, reverse=True):
+        leaf = leaves[index]
+        replace_leaf(leaf, replace_spans(leaf[1], spans[index]))
