@@ -12,10 +12,10 @@ import platform
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import StrEnum
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from stream_anon import __version__
 from stream_anon.deadletter import Reason
@@ -40,7 +40,24 @@ class TransactionOutcome(StrEnum):
 
 # Seconds: a batch stage takes from tens of microseconds (verify of a small batch) to seconds (a commit
 # waiting on a slow broker).
-STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+STAGE_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000)
 # Seconds from the record's timestamp to its sanitized copy being produced: sub-second when keeping up,
 # hours after an outage.
@@ -57,7 +74,10 @@ class Metrics:
             "stream_anon_records_consumed", "Records read from the input topics.", ["topic"], registry=r
         )
         self._produced = Counter(
-            "stream_anon_records_produced", "Sanitized records written to the output topic.", ["topic"], registry=r
+            "stream_anon_records_produced",
+            "Sanitized records written to the output topic.",
+            ["topic"],
+            registry=r,
         )
         self._dead_lettered = Counter(
             "stream_anon_records_dead_lettered",
@@ -119,8 +139,11 @@ class Metrics:
             "Unix time at which the last batch finished processing.",
             registry=r,
         )
-        self._build = Info("stream_anon_build", "Version of stream-anon and of the Python runtime.", registry=r)
+        self._build = Info(
+            "stream_anon_build", "Version of stream-anon and of the Python runtime.", registry=r
+        )
         self._build.info({"version": __version__, "python": platform.python_version()})
+        ProcessCollector(registry=r)
         for outcome in TransactionOutcome:
             self._transactions.labels(outcome.value)
         # Partitions reported by the last statistics callback, to drop the ones no longer assigned.
@@ -211,8 +234,6 @@ class Metrics:
                 seen.add((topic, partition))
         with self._lag_lock:
             for gone in self._lag_partitions - seen:
-                try:
+                with suppress(KeyError):
                     self._consumer_lag.remove(*gone)
-                except KeyError:
-                    pass
             self._lag_partitions = seen

@@ -54,6 +54,7 @@ class Observer(Protocol):
 
     def consumed(self, records: list[InputRecord]) -> None: ...
     def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None: ...
+    def stage(self, name: str, seconds: float) -> None: ...
     def transaction(self, committed: bool) -> None: ...
     def loop(self) -> None: ...
     def assignment(self, partitions: int) -> None: ...
@@ -63,7 +64,9 @@ class Observer(Protocol):
 
 class NullObserver:
     def consumed(self, records: list[InputRecord]) -> None: ...
+    def stage(self, name: str, seconds: float) -> None: ...
     def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None: ...
+    def stage(self, name: str, seconds: float) -> None: ...
     def transaction(self, committed: bool) -> None: ...
     def loop(self) -> None: ...
     def assignment(self, partitions: int) -> None: ...
@@ -406,12 +409,14 @@ class Worker:
                 if self.source.fatal is not None:
                     raise WorkerError(f"consumer failed: {self.source.fatal.str()}")
                 self._observer.loop()
+                t0 = time.perf_counter()
                 batch = self.source.poll_batch(s.batch_size, s.poll_timeout_s)
                 if not batch.records:
                     if until_idle_s is not None and time.monotonic() - last_records >= until_idle_s:
                         break
                     continue
                 last_records = time.monotonic()
+                self._observer.stage("consume", time.perf_counter() - t0)
                 self._handle(batch)
         finally:
             self._close()
@@ -419,6 +424,7 @@ class Worker:
     def _handle(self, batch: Batch) -> None:
         assert self.source is not None and self.delivery is not None
         self._observer.consumed(batch.records)
+        before = dict(self._pipeline.stage_seconds)
         try:
             outcomes = self._pipeline.process(batch.records)
         except SchemaSourceUnavailable as exc:
@@ -426,11 +432,17 @@ class Worker:
             self.source.rewind(batch)
             time.sleep(1.0)
             return
+        for name, total in self._pipeline.stage_seconds.items():
+            self._observer.stage(name, total - before[name])
         outcomes = self._apply_rejections(outcomes)
         self.delivery.begin()
         try:
+            t0 = time.perf_counter()
             self.delivery.produce(outcomes)
+            t1 = time.perf_counter()
             self.delivery.commit(batch, self.source.consumer)
+            self._observer.stage("produce", t1 - t0)
+            self._observer.stage("commit", time.perf_counter() - t1)
         except BatchAborted as exc:
             self._observer.transaction(False)
             self._rejected.update(exc.rejected)

