@@ -138,7 +138,7 @@ class Pipeline:
         output_subject: str,
         on_compiled: Callable[[CompiledSchema], None] | None = None,
     ) -> None:
-        self._resolver = resolver
+        self.resolver = resolver
         self._compile_plan = compile_plan
         self._verifier = verifier
         self._output_subject = output_subject
@@ -155,7 +155,7 @@ class Pipeline:
             plan = self._compile_plan(writer.schema)
             entry.plan = plan
             entry.derived_parsed = fastavro.parse_schema(strip_logical_types(plan.derived_schema))
-            entry.header = self._resolver.derived_header(plan.derived_schema, self._output_subject)
+            entry.header = self.resolver.derived_header(plan.derived_schema, self._output_subject)
         except SchemaRulesError as exc:
             entry.plan = None
             entry.rejection = rejection_for(exc)
@@ -180,7 +180,7 @@ class Pipeline:
             ref: str | None = None
             try:
                 framing, ident, start = parse_frame(rec.value)
-                writer = self._resolver.lookup(framing, ident)
+                writer = self.resolver.lookup(framing, ident)
                 ref = writer.ref
                 entry = self.compiled(writer)
                 if entry.rejection is not None:

@@ -345,8 +345,11 @@ def _retry_retriable(call: Callable[[], None], what: str, attempts: int = 10) ->
             time.sleep(min(0.2 * 2**attempt, 5.0))
 
 
-def check_topics(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Fail fast and clearly when the broker is unreachable or a topic is missing."""
+def check_topics(settings: Settings, timeout_s: float = 30.0, topics: list[str] | None = None) -> None:
+    """Fail fast and clearly when the broker is unreachable or a topic is missing.
+
+    ``topics`` defaults to the input, output and dead-letter topics of ``settings``.
+    """
     admin = AdminClient(settings.librdkafka())
     try:
         metadata = admin.list_topics(timeout=timeout_s)
@@ -354,7 +357,7 @@ def check_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         raise WorkerError(
             f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout_s:.0f}s: {exc.args[0].str()}"
         ) from None
-    wanted = [*settings.input_topics, settings.output_topic, settings.dlq_topic]
+    wanted = [*settings.input_topics, settings.output_topic, settings.dlq_topic] if topics is None else topics
     missing = [t for t in wanted if t not in metadata.topics]
     if missing:
         raise WorkerError(f"topic(s) missing on the broker: {', '.join(missing)}; create them first")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from stream_anon import __version__
+from stream_anon.cli.audit import audit
+from stream_anon.cli.demo import demo
 from stream_anon.cli.run import anonymize, run
 
 
@@ -21,3 +23,5 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(anonymize)
+main.add_command(demo)
+main.add_command(audit)

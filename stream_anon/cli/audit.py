@@ -153,5 +153,8 @@ def _scanner(settings: Settings) -> TextScanner:
         from stream_anon.rules.scan import Scanner
     except ImportError as exc:
         raise AuditError(f"NER is not available ({exc}); run with --no-ner") from None
-    scanner: TextScanner = Scanner(scan_settings(settings))
+    try:
+        scanner: TextScanner = Scanner(scan_settings(settings))
+    except ValueError as exc:  # ScanError: the model is not installed, a bad setting
+        raise AuditError(f"NER is not available: {exc}") from None
     return scanner

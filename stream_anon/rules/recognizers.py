@@ -20,12 +20,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
+import phonenumbers
 import regex
 import tldextract
 import yaml
 from presidio_analyzer import EntityRecognizer, LocalRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer, SpacyRecognizer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spacy.tokens import Doc, Token
 from spacy.tokens import Span as SpacySpan
@@ -51,18 +52,18 @@ class _Strict(BaseModel):
 
 class NerConfig(_Strict):
     labels: dict[str, str]
-    score: float = Field(0.85, ge=0.0, le=1.0)
+    score: float = Field(default=0.85, ge=0.0, le=1.0)
     widen_person: bool = True
 
 
 class PresidioRecognizerConfig(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-    min_score: float | None = Field(None, ge=0.0, le=1.0)
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class ValidatedDetectorsConfig(_Strict):
-    score: float = Field(0.9, ge=0.0, le=1.0)
+    score: float = Field(default=0.9, ge=0.0, le=1.0)
 
 
 class PatternConfig(_Strict):
@@ -75,13 +76,13 @@ class PatternConfig(_Strict):
 
 
 class RecordAwareConfig(_Strict):
-    score: float = Field(1.0, ge=0.0, le=1.0)
+    score: float = Field(default=1.0, ge=0.0, le=1.0)
     digit_entities: frozenset[str] = frozenset({PHONE_NUMBER, "CREDIT_CARD", "US_SSN"})
-    min_digits: int = Field(7, ge=1)
+    min_digits: int = Field(default=7, ge=1)
     name_entities: frozenset[str] = frozenset({PERSON})
-    min_name_part: int = Field(2, ge=1)
+    min_name_part: int = Field(default=2, ge=1)
     name_particles: frozenset[str] = frozenset()
-    min_length: int = Field(4, ge=1)
+    min_length: int = Field(default=4, ge=1)
 
 
 class DetectionConfig(_Strict):
@@ -90,7 +91,7 @@ class DetectionConfig(_Strict):
     validated_detectors: ValidatedDetectorsConfig | None = None
     macros: dict[str, str] = Field(default_factory=dict)
     patterns: list[PatternConfig] = Field(default_factory=list)
-    record_aware: RecordAwareConfig = Field(default_factory=RecordAwareConfig)
+    record_aware: RecordAwareConfig = Field(default_factory=lambda: RecordAwareConfig())
 
     @property
     def ner_entities(self) -> frozenset[str]:
@@ -132,7 +133,7 @@ def expand_macros(pattern: str, macros: dict[str, str]) -> str:
     raise RecognizerConfigError("macros refer to each other in a cycle")
 
 
-class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's email recognizer, validating domains against tldextract's bundled suffix list.
 
     The stock recognizer calls ``tldextract.extract``, which downloads the public suffix list on first
@@ -143,7 +144,7 @@ class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
         return bool(_OFFLINE_TLDEXTRACT(pattern_text).fqdn)
 
 
-class ValidatedDetectorsRecognizer(LocalRecognizer):  # type: ignore[misc]
+class ValidatedDetectorsRecognizer(LocalRecognizer):
     """``stream_anon.detectors`` as a Presidio recognizer: what the leak verifier flags, scan finds."""
 
     ENTITIES: ClassVar[list[str]] = [
@@ -171,22 +172,61 @@ class ValidatedDetectorsRecognizer(LocalRecognizer):  # type: ignore[misc]
                 start=finding.start,
                 end=finding.end,
                 score=self.score,
-                recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                },
-            )
+            )  # the analyzer adds the recognizer's name and id
             for finding in detectors.find(text)
             if finding.entity in entities
         ]
 
 
+class WindowedPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer (python-phonenumbers), run only where a number can be.
+
+    The stock recognizer runs a ``PhoneNumberMatcher`` over the whole text once per region (about 0.3 ms
+    each). This one runs it on the window of each run of seven or more digits, skips a window that a
+    validated detector has already claimed (a card number, a grouped phone number), and stops at the
+    first region that matches (any region parses a number written with its country code).
+    """
+
+    _CANDIDATE = re.compile(r"[+(]?\d[\d \t.\-/()]{5,}\d")
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        claimed: list[detectors.Finding] | None = None
+        results: list[RecognizerResult] = []
+        leniency = 1 if self.leniency is None else self.leniency
+        for candidate in self._CANDIDATE.finditer(text):
+            if claimed is None:
+                claimed = detectors.find(text)
+            first_digit = candidate.start() + (not candidate[0][0].isdigit())
+            if any(f.start <= first_digit and candidate.end() <= f.end for f in claimed):
+                continue
+            start, end = max(0, candidate.start() - 1), min(len(text), candidate.end() + 1)
+            window = text[start:end]
+            for region in self.supported_regions:
+                matches = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency))
+                for match in matches:
+                    results.append(self._result(start + match.start, start + match.end))
+                if matches:
+                    break
+        return EntityRecognizer.remove_duplicates(results)
+
+    def _result(self, start: int, end: int) -> RecognizerResult:
+        # the analyzer adds the recognizer's name and id
+        return RecognizerResult(
+            entity_type=self.supported_entities[0], start=start, end=end, score=self.SCORE
+        )
+
+
 # Classes a configuration file may name besides Presidio's predefined recognizers.
-_OWN_RECOGNIZERS: dict[str, type[EntityRecognizer]] = {"OfflineEmailRecognizer": OfflineEmailRecognizer}
+_OWN_RECOGNIZERS: dict[str, type[EntityRecognizer]] = {
+    "OfflineEmailRecognizer": OfflineEmailRecognizer,
+    "WindowedPhoneRecognizer": WindowedPhoneRecognizer,
+}
 
 
 def build_recognizers(config: DetectionConfig) -> tuple[list[EntityRecognizer], dict[str, float]]:
-    """The recognizers of ``config`` and the minimum score of each recognizer name that has one."""
+    """The recognizers of ``config`` and the minimum score of each recognizer (by id) that has one."""
     from presidio_analyzer import predefined_recognizers
 
     recognizers: list[EntityRecognizer] = [
@@ -207,7 +247,7 @@ def build_recognizers(config: DetectionConfig) -> tuple[list[EntityRecognizer], 
             raise RecognizerConfigError(f"presidio: {entry.name}: {exc}") from None
         recognizers.append(recognizer)
         if entry.min_score is not None:
-            min_scores[recognizer.name] = entry.min_score
+            min_scores[recognizer.id] = entry.min_score
     if config.validated_detectors is not None:
         recognizers.append(ValidatedDetectorsRecognizer(config.validated_detectors.score))
     for pattern in config.patterns:
@@ -217,10 +257,8 @@ def build_recognizers(config: DetectionConfig) -> tuple[list[EntityRecognizer], 
                 supported_entity=pattern.entity,
                 name=pattern.name,
                 supported_language=LANGUAGE,
-                patterns=[
-                    Pattern(pattern.name, expand_macros(pattern.regex, config.macros), pattern.score)
-                ],
-                context=pattern.context or None,
+                patterns=[Pattern(pattern.name, expand_macros(pattern.regex, config.macros), pattern.score)],
+                context=list(pattern.context),
                 global_regex_flags=flags,
             )
         )
@@ -297,21 +335,25 @@ def _drop_contained(spans: list[SpacySpan]) -> list[SpacySpan]:
 
 # Digits and the punctuation numbers are written with; runs of them hold phone, card and SSN numbers.
 _DIGIT_RUN = re.compile(r"\d(?:[ \t.\-/()]{0,3}\d)+")
-_DIGIT_GROUP = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")
-_NOT_ALNUM = re.compile(r"[\W_]")
-# Separators a written value may carry between its characters (an IBAN in groups of four).
-_SEPARATOR = r"[ \t\-]?"
-_WHITESPACE = re.compile(r"[\s\-]+")
+# Words as names are written: letters and digits, with apostrophes inside ("O'Connor").
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# Runs of letters and digits, with single spaces or dashes between them (an IBAN in groups of four).
+_ALNUM_RUN = re.compile(r"[^\W_]+(?:[ \t\-][^\W_]+)*")
+_ALNUM = re.compile(r"[^\W_]+")
+_NAME_SEPARATOR = re.compile(r"[\s\-]+")
+_SPACES_AND_DASHES = re.compile(r"[\s\-]+")
 
 
 class RecordAware:
     """Finds the raw values of a record's ``"pii"`` fields in its free text.
 
-    Names are searched whole and part by part (first or last name alone), ignoring case and accents, as
+    Names are searched whole and word by word (first or last name alone), ignoring case and accents, as
     whole words; phone, card and SSN numbers digit by digit whatever their punctuation (a phone number
-    also without its country code, or with a trunk ``0``); anything else as written, ignoring case and
-    spaces or dashes between its characters.
+    also without its country code, or with a trunk ``0``); values of letters, digits, spaces and dashes
+    (an IBAN, a device id) ignoring case, spaces and dashes; anything else (an email) as written, ignoring
+    case, as a whole word. Nothing is compiled per record: a worker sees a new name in every record.
     """
 
     def __init__(self, config: RecordAwareConfig) -> None:
@@ -321,49 +363,46 @@ class RecordAware:
         """``(start, end, entity)`` of every occurrence of a known value in ``text``."""
         if not known or not text:
             return []
-        found: list[tuple[int, int, str]] = []
-        alternatives: list[tuple[str, str]] = []  # (pattern, entity), one regex for all of them
+        names: list[tuple[tuple[str, ...], str]] = []  # (folded words of a name or of one part, entity)
         numbers: list[tuple[str, str]] = []  # (digits, entity)
-        for entity, value in known:
-            value = value.strip()
-            if not value:
-                continue
-            if entity in self.config.digit_entities:
+        compact: list[tuple[str, str]] = []  # (upper-case letters and digits, entity)
+        literal: list[tuple[str, str]] = []  # (lower-case value, entity)
+        config = self.config
+        for entity, raw in known:
+            value = raw.strip()
+            if entity in config.digit_entities:
                 digits = _NOT_DIGIT.sub("", value)
-                if len(digits) >= self.config.min_digits:
+                if len(digits) >= config.min_digits:
                     numbers.append((digits, entity))
-            elif entity in self.config.name_entities:
-                alternatives.extend((pattern, entity) for pattern in self._name_patterns(value))
-            elif len(_NOT_ALNUM.sub("", value)) >= self.config.min_length:
-                alternatives.append((_SEPARATOR.join(_letter(c) for c in value if not c.isspace()), entity))
-        if alternatives:
-            found.extend(self._find_alternatives(text, alternatives))
+            elif entity in config.name_entities:
+                words = tuple(_fold(m[0]) for m in _WORD.finditer(value))
+                if len(words) > 1:
+                    names.append((words, entity))
+                names.extend(
+                    ((w,), entity)
+                    for w in words
+                    if len(w) >= config.min_name_part and w not in config.name_particles
+                )
+            elif len(value) >= config.min_length:
+                squeezed = _SPACES_AND_DASHES.sub("", value)
+                if squeezed.isalnum():
+                    compact.append((squeezed.upper(), entity))
+                else:
+                    literal.append((value.lower(), entity))
+        found: list[tuple[int, int, str]] = []
+        if names:
+            found.extend(_find_names(text, names))
         if numbers:
             found.extend(self._find_numbers(text, numbers))
+        if compact:
+            found.extend(_find_compact(text, compact))
+        if literal:
+            found.extend(_find_literal(text, literal))
         return found
-
-    def _name_patterns(self, name: str) -> Iterator[str]:
-        words = [w for w in _WHITESPACE.split(name) if w]
-        if len(words) > 1:
-            yield r"[\s\-]+".join(_word(w) for w in words)
-        for word in words:
-            if len(word) >= self.config.min_name_part and word.lower() not in self.config.name_particles:
-                yield _word(word)
-
-    @staticmethod
-    def _find_alternatives(text: str, alternatives: list[tuple[str, str]]) -> Iterator[tuple[int, int, str]]:
-        # Longest first, so at one position the whole name wins over its first word.
-        alternatives.sort(key=lambda a: len(a[0]), reverse=True)
-        entities = [entity for _, entity in alternatives]
-        pattern = re.compile(
-            r"(?<!\w)(?:" + "|".join(f"({p})" for p, _ in alternatives) + r")(?!\w)", re.IGNORECASE
-        )
-        for match in pattern.finditer(text):
-            yield match.start(), match.end(), entities[match.lastindex - 1 if match.lastindex else 0]
 
     def _find_numbers(self, text: str, numbers: list[tuple[str, str]]) -> Iterator[tuple[int, int, str]]:
         for run in _DIGIT_RUN.finditer(text):
-            groups = [(m.start() + run.start(), m.end() + run.start()) for m in _DIGIT_GROUP.finditer(run[0])]
+            groups = [(m.start() + run.start(), m.end() + run.start()) for m in _DIGITS.finditer(run[0])]
             i = 0
             while i < len(groups):
                 hit = self._longest_at(text, groups, i, numbers)
@@ -400,22 +439,77 @@ class RecordAware:
         return a.endswith(b) or b.endswith(a)
 
 
+def _find_names(text: str, names: list[tuple[tuple[str, ...], str]]) -> Iterator[tuple[int, int, str]]:
+    """Occurrences of whole names or single parts, as whole words; the longest name at a word wins."""
+    words = [(m.start(), m.end(), _fold(m[0])) for m in _WORD.finditer(text)]
+    names = sorted(names, key=lambda n: len(n[0]), reverse=True)
+    i = 0
+    while i < len(words):
+        for parts, entity in names:
+            n = len(parts)
+            if i + n <= len(words) and all(
+                words[i + k][2] == parts[k]
+                and (k == 0 or _NAME_SEPARATOR.fullmatch(text[words[i + k - 1][1] : words[i + k][0]]))
+                for k in range(n)
+            ):
+                yield words[i][0], words[i + n - 1][1], entity
+                i += n
+                break
+        else:
+            i += 1
+
+
+def _find_compact(text: str, values: list[tuple[str, str]]) -> Iterator[tuple[int, int, str]]:
+    """Occurrences of values compared without case, spaces and dashes, starting and ending at words."""
+    for run in _ALNUM_RUN.finditer(text):
+        groups = [(m.start() + run.start(), m.end() + run.start()) for m in _ALNUM.finditer(run[0])]
+        upper = [text[a:b].upper() for a, b in groups]
+        i = 0
+        while i < len(groups):
+            for value, entity in values:
+                j, spelled = i, ""
+                while j < len(groups) and value.startswith(spelled + upper[j]):
+                    spelled += upper[j]
+                    if spelled == value:
+                        break
+                    j += 1
+                if spelled == value:
+                    yield groups[i][0], groups[j][1], entity
+                    i = j
+                    break
+            i += 1
+
+
+def _find_literal(text: str, values: list[tuple[str, str]]) -> Iterator[tuple[int, int, str]]:
+    """Occurrences of values as written, ignoring case, not inside a longer word."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few letters change length with their case ("İ")
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    for value, entity in values:
+        start = lowered.find(value)
+        while start >= 0:
+            end = start + len(value)
+            if not _inside_word(text, start, end):
+                yield start, end, entity
+            start = lowered.find(value, end)
+
+
+def _inside_word(text: str, start: int, end: int) -> bool:
+    return (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or (
+        end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
+    )
+
+
+def _fold(word: str) -> str:
+    """``word`` without case and accents: "Zoë" and "zoe" are one name."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFD", word.replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def _with_prefix(text: str, start: int, end: int) -> int:
     """Start of a number with the ``+`` or ``(`` written in front of it."""
     if start > 0 and (text[start - 1] == "+" or (text[start - 1] == "(" and ")" in text[start:end])):
         return start - 1
     return start
-
-
-def _letter(char: str) -> str:
-    """A pattern for ``char`` that also matches it without its accent (``é`` or ``e``)."""
-    base = unicodedata.normalize("NFD", char)[0]
-    if base != char and base.isalpha():
-        return f"[{re.escape(char)}{re.escape(base)}]"
-    if char in "'’":
-        return "['’]"
-    return re.escape(char)
-
-
-def _word(word: str) -> str:
-    return "".join(_letter(c) for c in word)

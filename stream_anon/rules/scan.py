@@ -154,7 +154,9 @@ def detect(
     settings: ScanSettings | None = None,
 ) -> list[list[Span]]:
     """Detection alone over arbitrary strings, without record context (the topic audit)."""
-    return scanner_for(settings).detect_batch(texts, [()] * len(texts), entities=entities, threshold=threshold)
+    return scanner_for(settings).detect_batch(
+        texts, [()] * len(texts), entities=entities, threshold=threshold
+    )
 
 
 _SCANNERS: dict[ScanSettings, Scanner] = {}
@@ -236,6 +238,7 @@ def _union(group: list[Span], end: int) -> Span:
 _HAS_NUMBER = re.compile(r"\d[\d \t.\-/()]{5,}\d")
 _HAS_IP = re.compile(r"\d\.\d|[0-9A-Fa-f]?:[0-9A-Fa-f]*:")
 _HAS_WORD = re.compile(r"[^\W\d_]{2}")
+_RECOGNIZER_ID = "recognizer_identifier"  # RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
 _GATES: dict[str, Callable[[str], bool]] = {
     "EMAIL_ADDRESS": lambda text: "@" in text,
     "PHONE_NUMBER": lambda text: _HAS_NUMBER.search(text) is not None,
@@ -252,7 +255,7 @@ class _Engine:
 
     def __init__(self, model: str, config: DetectionConfig) -> None:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
         self.config = config
         provider = NlpEngineProvider(
@@ -262,8 +265,11 @@ class _Engine:
                 "ner_model_configuration": {"model_to_presidio_entity_mapping": dict(config.ner.labels)},
             }
         )
-        self.nlp_engine = provider.create_engine()
-        self.nlp: Language = self.nlp_engine.get_nlp(LANGUAGE)
+        nlp_engine = provider.create_engine()
+        if not isinstance(nlp_engine, SpacyNlpEngine):
+            raise ScanError(f"spaCy model {model!r} did not load as a spaCy engine")
+        self.nlp_engine = nlp_engine
+        self.nlp: Language = nlp_engine.get_nlp(LANGUAGE)
         _keep_only_ner(self.nlp, model)
         recognizers, self.min_scores = build_recognizers(config)
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
@@ -293,9 +299,7 @@ class _Engine:
                 spans = by_text.get(piece)
                 if spans is None:
                     spans = by_text[piece] = self._analyze_one(piece, wanted, docs.get(piece), threshold)
-                found[index].extend(
-                    spans if offset == 0 else [_shift(s, offset) for s in spans]
-                )
+                found[index].extend(spans if offset == 0 else [_shift(s, offset) for s in spans])
         return found
 
     def _ner_docs(self, texts: list[str], batch_size: int) -> dict[str, Doc]:
@@ -329,7 +333,7 @@ class _Engine:
         for result in results:
             score = result.score
             if self.min_scores and result.recognition_metadata:
-                floor = self.min_scores.get(result.recognition_metadata.get("recognizer_name", ""), 0.0)
+                floor = self.min_scores.get(result.recognition_metadata.get(_RECOGNIZER_ID, ""), 0.0)
                 score = max(score, floor)
             if score >= threshold and result.end > result.start:
                 spans.append(Span(result.start, result.end, result.entity_type, score))
@@ -375,7 +379,10 @@ def _pieces(texts: Sequence[str]) -> Iterator[tuple[int, int, str]]:
         while start < len(text):
             end = min(start + MAX_PIECE, len(text))
             if end < len(text):
-                cut = max(text.rfind(" ", start + MAX_PIECE // 2, end), text.rfind("\n", start + MAX_PIECE // 2, end))
+                cut = max(
+                    text.rfind(" ", start + MAX_PIECE // 2, end),
+                    text.rfind("\n", start + MAX_PIECE // 2, end),
+                )
                 end = cut + 1 if cut > 0 else end
             yield index, start, text[start:end]
             start = end
