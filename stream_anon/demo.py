@@ -116,7 +116,9 @@ class CountingObserver(NullObserver):
                 self.dead_lettered += 1
 
 
-def run_until_drained(worker: Worker, observer: CountingObserver, expected: int, timeout_s: float = 300.0) -> None:
+def run_until_drained(
+    worker: Worker, observer: CountingObserver, expected: int, timeout_s: float = 300.0
+) -> None:
     from tqdm import tqdm
 
     thread = threading.Thread(target=worker.run, kwargs={"until_idle_s": 30.0}, daemon=True)
@@ -140,16 +142,20 @@ def run_until_drained(worker: Worker, observer: CountingObserver, expected: int,
 
 
 def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"demo-reader-{time.time_ns()}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"demo-reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         remaining = {p for p, end in ends.items() if end > 0}
         idle_since = time.monotonic()
@@ -195,12 +201,16 @@ def side_by_side(raw: dict[str, Any], sanitized: dict[str, Any], width: int = 44
     return "\n".join(lines)
 
 
-def report(settings: Settings, resolver: Any, raw_by_offset: dict[tuple[int, int], dict[str, Any]],
-           shown: int) -> tuple[int, Counter[str]]:
+def report(
+    settings: Settings, resolver: Any, raw_by_offset: dict[tuple[int, int], dict[str, Any]], shown: int
+) -> tuple[int, Counter[str]]:
     sanitized: list[tuple[tuple[int, int], dict[str, Any]]] = []
     for msg in read_topic(settings.bootstrap_servers, settings.output_topic):
         headers = dict(msg.headers() or [])
-        source = (int(headers[HEADER_PREFIX + "source.partition"]), int(headers[HEADER_PREFIX + "source.offset"]))
+        source = (
+            int(headers[HEADER_PREFIX + "source.partition"]),
+            int(headers[HEADER_PREFIX + "source.offset"]),
+        )
         framing, ident, start = parse_frame(msg.value())
         writer = resolver.lookup(framing, ident)
         sanitized.append((source, decode_payload(msg.value(), start, writer.parsed, writer.ref)))

@@ -40,7 +40,7 @@ class SchemaSourceUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WriterSchema:
-    """A resolved writer schema: its reference, the JSON as written (annotations included), the parser's form."""
+    """A resolved writer schema: its reference, the JSON as written (with annotations), the parsed form."""
 
     ref: str
     schema: dict[str, Any]
@@ -88,6 +88,8 @@ class DirectorySchemas:
         self._directory = directory
         self._by_fingerprint: dict[bytes, WriterSchema] = {}
         self._files_seen: dict[Path, float] = {}
+        self._owners: dict[bytes, Path] = {}
+        self._ambiguous: set[bytes] = set()
         self._last_scan = 0.0
         self._lock = threading.Lock()
         self.rescan()
@@ -106,12 +108,25 @@ class DirectorySchemas:
                 except (WireError, OSError, ValueError) as exc:
                     log.warning("schema_file_skipped", file=path.name, error=str(exc))
                     continue
+                other = self._by_fingerprint.get(fp)
+                owner = self._owners.setdefault(fp, path)
+                if other is not None and owner != path and other.schema != writer.schema:
+                    # Same canonical form, different annotations: which rules apply is ambiguous. Fail closed.
+                    self._ambiguous.add(fp)
+                    log.error("schema_fingerprint_ambiguous", files=[owner.name, path.name], fingerprint=fp.hex())
+                    continue
                 self._by_fingerprint[fp] = WriterSchema(
                     ref=schema_ref(Framing.SINGLE_OBJECT, fp), schema=writer.schema, parsed=writer.parsed
                 )
                 log.info("schema_loaded", file=path.name, fingerprint=fp.hex())
 
     def lookup(self, ident: bytes) -> WriterSchema:
+        if ident in self._ambiguous:
+            raise WireError(
+                Reason.INVALID_SCHEMA,
+                "two .avsc files in schemas_dir share this fingerprint with different annotations",
+                schema_ref(Framing.SINGLE_OBJECT, ident),
+            )
         found = self._by_fingerprint.get(ident)
         if found is None and time.monotonic() - self._last_scan >= self.RESCAN_INTERVAL_S:
             self.rescan()
@@ -125,7 +140,7 @@ class DirectorySchemas:
         return found
 
     def add(self, schema: dict[str, Any]) -> bytes:
-        """Index a schema that is not in the directory (a derived schema, for readers); returns its fingerprint."""
+        """Index a schema not in the directory (a derived one, for readers); returns its fingerprint."""
         fp = fingerprint(schema)
         writer = parse_writer_schema(schema, ref=schema_ref(Framing.SINGLE_OBJECT, fp))
         self._by_fingerprint[fp] = writer
@@ -210,7 +225,7 @@ class SchemaResolver:
         return self.directory.lookup(ident)
 
     def derived_header(self, derived: dict[str, Any], subject: str) -> bytes:
-        """Frame header for records written with ``derived``: registry id when there is one, else fingerprint."""
+        """Frame header for records written with ``derived``: the registry id if any, else the fingerprint."""
         if self.registry is not None:
             schema_id = self.registry.register(subject, derived)
             return frame_header(Framing.CONFLUENT, schema_id.to_bytes(4, "big"))

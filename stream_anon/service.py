@@ -90,7 +90,8 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
         version, secret = keys.active("default")
     except KeyError:
         raise ConfigError(
-            "output_key: hmac needs a key named 'default' in keys_file; set output_key to keep or drop otherwise"
+            "output_key: hmac needs a key named 'default' in keys_file; "
+            "otherwise set output_key to keep or drop"
         ) from None
     prefix = f"k1.default.{version}.".encode()
 
@@ -109,7 +110,9 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
     metrics = Metrics()
     health = Health(stall_timeout_s=settings.stall_timeout_s)
     observer = WorkerObserver(metrics, health)
-    server = HealthServer(health, metrics.registry, port=settings.metrics_port) if settings.metrics_port else None
+    server = (
+        HealthServer(health, metrics.registry, port=settings.metrics_port) if settings.metrics_port else None
+    )
     try:
         if server is not None:
             server.start()

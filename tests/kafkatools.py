@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,10 +50,8 @@ def create_topics(names: Iterable[str], partitions: int = 3, config: dict[str, s
 def delete_topics(names: Iterable[str]) -> None:
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
     for f in admin.delete_topics(list(names)).values():
-        try:
+        with contextlib.suppress(KafkaException):
             f.result(30)
-        except KafkaException:
-            pass
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import click
 from stream_anon import __version__
 from stream_anon.cli.audit import audit
 from stream_anon.cli.demo import demo
+from stream_anon.cli.rules import catalog, detokenize_command, keys, lint, schemas
 from stream_anon.cli.run import anonymize, run
 
 
@@ -25,3 +26,5 @@ main.add_command(run)
 main.add_command(anonymize)
 main.add_command(demo)
 main.add_command(audit)
+for command in (lint, catalog, schemas, keys, detokenize_command):
+    main.add_command(command)

@@ -149,12 +149,18 @@ def _add_derived_schemas(settings: Settings, directory: Any) -> None:
 
 def _scanner(settings: Settings) -> TextScanner:
     try:
-        from stream_anon.app import scan_settings
-        from stream_anon.rules.scan import Scanner
+        from stream_anon.rules.scan import Scanner, ScanSettings
     except ImportError as exc:
         raise AuditError(f"NER is not available ({exc}); run with --no-ner") from None
     try:
-        scanner: TextScanner = Scanner(scan_settings(settings))
+        scanner: TextScanner = Scanner(
+            ScanSettings(
+                model=settings.scan.model,
+                entities=frozenset(settings.scan.entities),
+                threshold=settings.scan.threshold,
+                batch_size=settings.scan.batch_size,
+            )
+        )
     except ValueError as exc:  # ScanError: the model is not installed, a bad setting
         raise AuditError(f"NER is not available: {exc}") from None
     return scanner

@@ -9,16 +9,41 @@ import click
 
 
 @click.group(invoke_without_command=True)
-@click.option("--bootstrap-servers", envvar="STREAM_ANON_BOOTSTRAP_SERVERS", default="127.0.0.1:9092",
-              show_default=True, help="Kafka bootstrap servers.")
-@click.option("--count", type=click.IntRange(1, 1_000_000), default=300, show_default=True,
-              help="Feedback records to generate.")
-@click.option("--schemas-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default="schemas",
-              show_default=True, help="Directory of annotated .avsc files.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=".cache/demo",
-              show_default=True, help="Where the demo keeps its generated keys file.")
-@click.option("--show", type=click.IntRange(0, 100), default=3, show_default=True,
-              help="Records to show raw next to sanitized.")
+@click.option(
+    "--bootstrap-servers",
+    envvar="STREAM_ANON_BOOTSTRAP_SERVERS",
+    default="127.0.0.1:9092",
+    show_default=True,
+    help="Kafka bootstrap servers.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 1_000_000),
+    default=300,
+    show_default=True,
+    help="Feedback records to generate.",
+)
+@click.option(
+    "--schemas-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="schemas",
+    show_default=True,
+    help="Directory of annotated .avsc files.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".cache/demo",
+    show_default=True,
+    help="Where the demo keeps its generated keys file.",
+)
+@click.option(
+    "--show",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Records to show raw next to sanitized.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context, bootstrap_servers: str, count: int, schemas_dir: Path, workdir: Path, show: int
@@ -66,7 +91,9 @@ def demo(
         raise click.ClickException(f"{exc} (start one with scripts/kafka.sh start)") from None
     click.echo(f"[2/5] creating fresh topics {topics.raw}, {topics.sanitized}, {topics.dlq}")
     d.recreate_topics(bootstrap_servers, topics, partitions=3)
-    click.echo(f"[3/5] producing {count} generated feedback records and {len(d.malformed_records())} malformed ones")
+    click.echo(
+        f"[3/5] producing {count} generated feedback records and {len(d.malformed_records())} malformed ones"
+    )
     _, produced = d.produce_feedback(bootstrap_servers, topics.raw, schema, count, seed=7)
     click.echo("[4/5] running the worker until the raw topic is drained")
     pipeline = build_pipeline(settings)
@@ -77,25 +104,45 @@ def demo(
     raw = d.source_offsets(bootstrap_servers, topics.raw, schema)
     sanitized, reasons = d.report(settings, pipeline.resolver, raw, show)
     click.echo("")
-    click.echo(f"in: {produced}   sanitized: {sanitized}   dead-lettered: {sum(reasons.values())}"
-               + (f"  ({', '.join(f'{r}: {n}' for r, n in sorted(reasons.items()))})" if reasons else ""))
+    click.echo(
+        f"in: {produced}   sanitized: {sanitized}   dead-lettered: {sum(reasons.values())}"
+        + (f"  ({', '.join(f'{r}: {n}' for r, n in sorted(reasons.items()))})" if reasons else "")
+    )
     if sanitized + sum(reasons.values()) != produced:
         raise click.ClickException("counts do not add up: a record was lost or duplicated")
 
 
 @demo.command("produce")
-@click.option("--bootstrap-servers", envvar="STREAM_ANON_BOOTSTRAP_SERVERS", default="127.0.0.1:9092",
-              show_default=True)
+@click.option(
+    "--bootstrap-servers", envvar="STREAM_ANON_BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True
+)
 @click.option("--topic", default="feedback.raw", show_default=True)
 @click.option("--count", type=click.IntRange(1, 10_000_000), default=500, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default="schemas/feedback.avsc", show_default=True)
-@click.option("--framing", type=click.Choice(["single_object", "confluent"]), default="single_object",
-              show_default=True, help="confluent registers the schema and writes 00 + id framing.")
+@click.option(
+    "--schema",
+    "schema_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="schemas/feedback.avsc",
+    show_default=True,
+)
+@click.option(
+    "--framing",
+    type=click.Choice(["single_object", "confluent"]),
+    default="single_object",
+    show_default=True,
+    help="confluent registers the schema and writes 00 + id framing.",
+)
 @click.option("--schema-registry-url", default=None, help="Needed with --framing confluent.")
-def produce(bootstrap_servers: str, topic: str, count: int, seed: int, schema_path: Path, framing: str,
-            schema_registry_url: str | None) -> None:
+def produce(
+    bootstrap_servers: str,
+    topic: str,
+    count: int,
+    seed: int,
+    schema_path: Path,
+    framing: str,
+    schema_registry_url: str | None,
+) -> None:
     """Produce generated feedback records to a raw topic (for the compose file and experiments)."""
     from stream_anon import demo as d
     from stream_anon.wire import Framing, frame_header

@@ -301,8 +301,13 @@ class NerEntities:
                 end += 2
             else:
                 break
-        while start > 0 and self._name_like(doc[start - 1]) and doc[start - 1].whitespace_:
-            start -= 1
+        while start > 0 and doc[start - 1].whitespace_:
+            if self._name_like(doc[start - 1]):
+                start -= 1
+            elif start > 1 and doc[start - 1].lower_ in self._particles and self._name_like(doc[start - 2]):
+                start -= 2
+            else:
+                break
         return start, end
 
     def _name_like(self, token: Token) -> bool:

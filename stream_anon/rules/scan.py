@@ -9,7 +9,8 @@ writes the sanitized text. What makes it fast, in order of effect:
   the tagger, parser, lemmatizer and shared ``tok2vec`` are dead weight), over the batch with ``pipe``,
   and once per distinct text of a batch;
 * Presidio runs only the recognizers a text can feed: no email recognizer without an ``@``, no numeric
-  recognizer without a run of seven digits, none at all for a text that holds no candidate;
+  recognizer without a run of seven digits, none at all for a text that holds no candidate; its phone
+  recognizer runs on the windows around runs of digits, not once per region over the whole text;
 * texts without a word (numbers, emoji, empty) skip NER: the model tags lower-case names too, so
   capitalization is no safe reason to skip it.
 
@@ -21,7 +22,6 @@ accumulate in the model's vocabulary of a long-running worker.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -51,8 +51,6 @@ Mode = Literal["tag", "hmac", "remove"]
 # Texts longer than this are analyzed in pieces cut at whitespace (spaCy refuses a million characters,
 # and its memory grows with the document).
 MAX_PIECE = 50_000
-
-logger = logging.getLogger(__name__)
 
 
 class ScanError(ValueError):
@@ -93,11 +91,7 @@ class Scanner:
 
     def __init__(self, settings: ScanSettings | None = None) -> None:
         self.settings = settings if settings is not None else ScanSettings()
-        if importlib.util.find_spec(self.settings.model) is None:
-            raise ScanError(
-                f"spaCy model {self.settings.model!r} is not installed (pip install the package that "
-                "provides it; nothing is downloaded at run time)"
-            )
+        _require_installed(self.settings.model)
         self._engine: _Engine | None = None
 
     @property
@@ -274,7 +268,9 @@ class _Engine:
         recognizers, self.min_scores = build_recognizers(config)
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
         self.analyzer: AnalyzerEngine = AnalyzerEngine(
-            registry=registry, nlp_engine=self.nlp_engine, supported_languages=[LANGUAGE]
+            registry=registry,
+            nlp_engine=self.nlp_engine,
+            supported_languages=[LANGUAGE],
         )
         self.supported_entities = frozenset(e for r in recognizers for e in r.supported_entities)
         self.ner_entities = config.ner_entities
@@ -298,7 +294,11 @@ class _Engine:
             for index, offset, piece in pieces:
                 spans = by_text.get(piece)
                 if spans is None:
-                    spans = by_text[piece] = self._analyze_one(piece, wanted, docs.get(piece), threshold)
+                    try:
+                        spans = self._analyze_one(piece, wanted, docs.get(piece), threshold)
+                    except Exception as exc:  # a recognizer's message may quote the text
+                        raise ScanError(f"text {index}: detection failed ({type(exc).__name__})") from None
+                    by_text[piece] = spans
                 found[index].extend(spans if offset == 0 else [_shift(s, offset) for s in spans])
         return found
 
@@ -351,8 +351,22 @@ def engine_for(model: str) -> _Engine:
         with _ENGINES_LOCK:
             engine = _ENGINES.get(model)
             if engine is None:
+                _require_installed(model)
                 engine = _ENGINES[model] = _Engine(model, load_config())
     return engine
+
+
+def _require_installed(model: str) -> None:
+    # Presidio would download a missing model; a worker must not fetch anything at run time.
+    try:
+        installed = importlib.util.find_spec(model) is not None
+    except (ImportError, ValueError):  # "a.b" without a package "a", or a relative name
+        installed = False
+    if not installed:
+        raise ScanError(
+            f"spaCy model {model!r} is not installed (pip install the package that provides it; "
+            "nothing is downloaded at run time)"
+        )
 
 
 def _keep_only_ner(nlp: Language, model: str) -> None:

@@ -23,13 +23,21 @@ GOOD = {
     "fields": [
         {"name": "id", "type": "string", "anon": "keep"},
         {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": {"op": "mask", "mode": "email"}},
-        {"name": "ip", "type": "string", "pii": "IP_ADDRESS",
-         "anon": {"op": "generalize", "method": "ip_prefix", "ipv4_prefix": 24}},
+        {
+            "name": "ip",
+            "type": "string",
+            "pii": "IP_ADDRESS",
+            "anon": {"op": "generalize", "method": "ip_prefix", "ipv4_prefix": 24},
+        },
         {"name": "note", "type": "string", "anon": "keep"},
         {"name": "blob", "type": "string", "anon": "keep"},
     ],
 }
-UNANNOTATED = {**GOOD, "name": "Unannotated", "fields": [*GOOD["fields"][:2], {"name": "phone", "type": "string"}]}
+UNANNOTATED = {
+    **GOOD,
+    "name": "Unannotated",
+    "fields": [*GOOD["fields"][:2], {"name": "phone", "type": "string"}],
+}
 INVALID_RULES = {
     **GOOD,
     "name": "BadRules",
@@ -39,8 +47,14 @@ UNKNOWN = {**GOOD, "name": "NotInTheDirectory"}
 
 
 def record(i: int, **overrides: Any) -> dict[str, Any]:
-    return {"id": f"t{i}", "email": f"user{i}@example.com", "ip": "203.0.113.77", "note": "fine", "blob": "x",
-            **overrides}
+    return {
+        "id": f"t{i}",
+        "email": f"user{i}@example.com",
+        "ip": "203.0.113.77",
+        "note": "fine",
+        "blob": "x",
+        **overrides,
+    }
 
 
 @pytest.fixture
@@ -72,7 +86,10 @@ def test_each_reason_lands_in_the_dead_letter_topic_with_its_headers(broker: str
         ("unknown_framing", b"\x7fnot avro"),
         ("unknown_schema", Framer(UNKNOWN)(record(1))),
         ("undecodable", good(record(2))[:-3]),
-        ("unannotated_field", Framer(UNANNOTATED)({"id": "u", "email": "a@b.co", "phone": "+1 415 555 0100"})),
+        (
+            "unannotated_field",
+            Framer(UNANNOTATED)({"id": "u", "email": "a@b.co", "phone": "+1 415 555 0100"}),
+        ),
         ("invalid_rules", Framer(INVALID_RULES)({"id": "r"})),
         ("rule_failed", good(record(3, ip="not-an-ip-address"))),
         ("leak_detected", good(record(4, note="write to jane.doe@example.org please"))),
@@ -82,8 +99,14 @@ def test_each_reason_lands_in_the_dead_letter_topic_with_its_headers(broker: str
     produce(raw, [(f"k{i}".encode(), value) for i, (_, value) in enumerate(crafted)], partition=0)
 
     settings = Settings(
-        input_topics=[raw], output_topic=out, dlq_topic=dlq, group_id=unique("g"), schemas_dir=schemas_dir,
-        metrics_port=0, output_key="keep", bootstrap_servers=broker,
+        input_topics=[raw],
+        output_topic=out,
+        dlq_topic=dlq,
+        group_id=unique("g"),
+        schemas_dir=schemas_dir,
+        metrics_port=0,
+        output_key="keep",
+        bootstrap_servers=broker,
     )
     run_worker(settings)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from kafkatools import REPO, Framer, create_topics, produce, read_all, start_worker, unique, worker_env
-
 from stream_anon.datagen import generate_feedback
 
 pytestmark = pytest.mark.broker
@@ -27,7 +26,9 @@ SCHEMA = REPO / "schemas" / "feedback.avsc"
 @pytest.fixture(scope="module")
 def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "keys.json"
-    subprocess.run([sys.executable, "-m", "stream_anon", "keys", "generate", "--output", str(path)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "stream_anon", "keys", "generate", "--output", str(path)], check=True
+    )
     return path
 
 
@@ -43,7 +44,9 @@ def landed(out: str, dlq: str) -> Counter[tuple[int, int]]:
     """(partition, offset) of every input record found downstream, read_committed, counted."""
     seen: Counter[tuple[int, int]] = Counter()
     for r in [*read_all(out), *read_all(dlq)]:
-        seen[(int(r.headers["stream-anon.source.partition"]), int(r.headers["stream-anon.source.offset"]))] += 1
+        seen[
+            (int(r.headers["stream-anon.source.partition"]), int(r.headers["stream-anon.source.offset"]))
+        ] += 1
     return seen
 
 
@@ -65,8 +68,16 @@ def setup(tmp_path: Path, keys_file: Path, count: int) -> tuple[dict[str, str], 
     create_topics([raw, out, dlq], partitions=3)
     seed_topic(raw, count)
     env = worker_env(
-        input_topics=[raw], output_topic=out, dlq_topic=dlq, group_id=unique("g"), schemas_dir=REPO / "schemas",
-        keys_file=keys_file, metrics_port=0, transactional_id=unique("tx"), batch_size=200, log_format="json",
+        input_topics=[raw],
+        output_topic=out,
+        dlq_topic=dlq,
+        group_id=unique("g"),
+        schemas_dir=REPO / "schemas",
+        keys_file=keys_file,
+        metrics_port=0,
+        transactional_id=unique("tx"),
+        batch_size=200,
+        log_format="json",
     )
     return env, raw, out, dlq
 

@@ -37,7 +37,8 @@ def test_kafka_mapping_reaches_librdkafka_unchanged(tmp_path: Path) -> None:
         write(
             tmp_path,
             "kafka:\n  security.protocol: SASL_SSL\n  sasl.mechanism: SCRAM-SHA-512\n"
-            "  sasl.username: worker\n  ssl.ca.location: /etc/ca.pem\nkafka_secrets_file: kafka-secrets.yaml\n",
+            "  sasl.username: worker\n  ssl.ca.location: /etc/ca.pem\n"
+            "kafka_secrets_file: kafka-secrets.yaml\n",
         )
     )
     conf = s.librdkafka()

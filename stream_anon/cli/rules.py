@@ -1,0 +1,179 @@
+"""Commands over annotated schemas and keys: lint, catalog, schemas derive, keys, detokenize."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stream_anon.keys import Keys, KeysError
+from stream_anon.rules import FieldRule, Plan, Problem, SchemaRulesError, TokenError, compile_plan, detokenize
+
+SCHEMA_PATHS = click.Path(exists=True, path_type=Path)
+
+
+class _NoScan:
+    """Compiles ``scan`` rules without loading the NLP model: lint, catalog and derive never run them."""
+
+    def detect_batch(self, texts: Any, known: Any, *, entities: Any = None, threshold: Any = None) -> Any:
+        raise AssertionError("not used at compile time")
+
+
+def schema_files(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(path.glob("*.avsc"))
+        else:
+            yield path
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    from stream_anon.schemas import parse_writer_schema
+
+    return parse_writer_schema(path.read_text(encoding="utf-8"), ref=path.name).schema
+
+
+def compile_file(path: Path, keys: Keys | None) -> Plan:
+    # Without a keys file, lint checks rules against a throwaway key so hmac/tokenize still compile.
+    return compile_plan(load_schema(path), keys or Keys.generate(), scanner=_NoScan())
+
+
+def _keys(path: Path | None) -> Keys | None:
+    if path is None:
+        return None
+    try:
+        return Keys.load(path)
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+KEYS_OPTION = click.option(
+    "--keys",
+    "keys_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Keys file; with it, rules naming a missing key are reported too.",
+)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=SCHEMA_PATHS)
+@KEYS_OPTION
+def lint(paths: tuple[Path, ...], keys_path: Path | None) -> None:
+    """Check annotated schemas: every problem with its field path; exit 1 if any.
+
+    PATHS are .avsc files or directories of them. Usable as a pre-merge check by producer teams.
+    """
+    from stream_anon.wire import WireError
+
+    keys = _keys(keys_path)
+    problems: list[tuple[Path, Problem]] = []
+    files = list(schema_files(paths))
+    for path in files:
+        try:
+            compile_file(path, keys)
+        except SchemaRulesError as exc:
+            problems.extend((path, p) for p in exc.problems)
+        except WireError as exc:
+            problems.append((path, Problem("", exc.reason.value, str(exc))))
+    for path, p in problems:
+        click.echo(f"{path}: {p.path or '(schema)'}: {p.code}: {p.message}")
+    click.echo(f"{len(files)} schema(s), {len(problems)} problem(s)", err=True)
+    sys.exit(1 if problems or not files else 0)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=SCHEMA_PATHS)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+def catalog(paths: tuple[Path, ...], fmt: str) -> None:
+    """The PII inventory: each field path, its type, entity, operation and derived type."""
+    entries: list[tuple[str, FieldRule]] = []
+    for path in schema_files(paths):
+        try:
+            plan = compile_file(path, None)
+        except SchemaRulesError as exc:
+            raise click.ClickException(f"{path}: {exc} (run stream-anon lint)") from None
+        name = f"{plan.writer_schema.get('namespace', '')}.{plan.writer_schema['name']}".lstrip(".")
+        entries.extend((name, rule) for rule in plan.field_rules)
+    if fmt == "json":
+        click.echo(json.dumps([
+            {"schema": s, "path": r.path, "type": r.avro_type, "entity": r.entity, "operation": r.op,
+             "derived_type": r.derived_type}
+            for s, r in entries
+        ], indent=2))
+        return
+    click.echo("| schema | field | type | entity | operation | derived type |")
+    click.echo("|---|---|---|---|---|---|")
+    for s, r in entries:
+        click.echo(f"| {s} | `{r.path}` | {r.avro_type} | {r.entity or ''} | {r.op} | {r.derived_type or '(dropped)'} |")
+
+
+@click.group()
+def schemas() -> None:
+    """Schemas: derive the sanitized schema that analytics consumers read."""
+
+
+@schemas.command()
+@click.argument("schema", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def derive(schema: Path) -> None:
+    """Print the sanitized (derived) schema of an annotated SCHEMA: rules applied, annotations removed."""
+    try:
+        plan = compile_file(schema, None)
+    except SchemaRulesError as exc:
+        raise click.ClickException(f"{schema}: {exc} (run stream-anon lint)") from None
+    click.echo(json.dumps(plan.derived_schema, indent=2, ensure_ascii=False))
+
+
+@click.group()
+def keys() -> None:
+    """Keys files for hmac, tokenize and date_shift (secrets: readable by their owner only)."""
+
+
+@keys.command()
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the new keys file (mode 0600).")
+@click.option("--name", "names", multiple=True, default=("default",), show_default=True,
+              help="Key names to create (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file (its secrets are lost).")
+def generate(output: Path, names: tuple[str, ...], force: bool) -> None:
+    """Write a keys file with fresh random secrets."""
+    if output.exists() and not force:
+        raise click.ClickException(f"{output} exists; rotate it with `stream-anon keys rotate` or pass --force")
+    Keys.generate(tuple(names)).save(output)
+    click.echo(f"wrote {output} with key(s) {', '.join(names)} (mode 0600)", err=True)
+
+
+@keys.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "name", default="default", show_default=True, help="Key to rotate.")
+def rotate(file: Path, name: str) -> None:
+    """Add a new active version of a key; older versions stay for reading old tokens."""
+    loaded = _keys(file)
+    assert loaded is not None
+    try:
+        version = loaded.rotate(name)
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    loaded.save(file)
+    click.echo(f"{name}: version {version} is now active", err=True)
+
+
+@click.command(name="detokenize")
+@click.option("--keys", "keys_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The keys file the tokens were made with.")
+@click.argument("tokens", nargs=-1, required=True)
+def detokenize_command(keys_path: Path, tokens: tuple[str, ...]) -> None:
+    """Reverse tokenize values (authorized re-identification). Exit 1 if any token does not verify."""
+    loaded = _keys(keys_path)
+    assert loaded is not None
+    failed = 0
+    for token in tokens:
+        try:
+            click.echo(detokenize(loaded, token))
+        except TokenError as exc:
+            failed += 1
+            click.echo(f"error: {exc}", err=True)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,27 @@
+"""The rule engine: annotations on Avro fields compiled once per writer schema into a ``Plan``."""
+
+from stream_anon.rules.operations import REGISTRY, Operation, RuleError, TokenError, detokenize
+from stream_anon.rules.plan import (
+    FieldRule,
+    PiiField,
+    Plan,
+    Problem,
+    RuleFailure,
+    SchemaRulesError,
+    compile_plan,
+)
+
+__all__ = [
+    "REGISTRY",
+    "FieldRule",
+    "Operation",
+    "PiiField",
+    "Plan",
+    "Problem",
+    "RuleError",
+    "RuleFailure",
+    "SchemaRulesError",
+    "TokenError",
+    "compile_plan",
+    "detokenize",
+]

@@ -1,0 +1,558 @@
+"""Compile an annotated writer schema once into a ``Plan``; apply it to batches of records.
+
+Compilation walks the schema, resolves each field's rule (its ``anon``, else a tag policy, else the
+record's ``anon.default``), checks it against the field's type, and builds a tree of plain closures.
+The per-record path then runs those closures only: no schema walking, no rule lookups.
+
+``scan`` fields are deferred: the closures leave a ``Deferred`` placeholder, and once the whole batch
+has been transformed the plan runs detection in one batched call per scan configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stream_anon.keys import Keys
+from stream_anon.rules.operations import (
+    REGISTRY,
+    Apply,
+    Operation,
+    RuleError,
+    Scan,
+    ValueRuleError,
+    hmac_token,
+)
+
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+ANNOTATIONS = ("anon", "pii", "anon.default")
+
+
+class ScannerLike(Protocol):
+    def detect_batch(
+        self,
+        texts: Sequence[str],
+        known: Sequence[Sequence[tuple[str, str]]],
+        *,
+        entities: frozenset[str] | None = None,
+        threshold: float | None = None,
+    ) -> list[list[Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    code: str  # "unannotated_field" or "invalid_rule"
+    message: str
+
+
+class SchemaRulesError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    path: str
+    error_class: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PiiField:
+    path: str
+    entity: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """What the catalog shows for one field: path, types, entity and operation."""
+
+    path: str
+    avro_type: str
+    entity: str | None
+    op: str
+    source: str  # "field", "tag", "default"
+    derived_type: str | None  # None when dropped
+
+
+class Deferred:
+    """A scan field's text, waiting for the batch's detection; knows where to write its result."""
+
+    __slots__ = ("container", "group", "key", "record", "text")
+
+    def __init__(self, text: str, group: _ScanGroup, record: int) -> None:
+        self.text = text
+        self.group = group
+        self.record = record
+        self.container: Any = None
+        self.key: Any = None
+
+
+class Ctx:
+    """Per-record context handed to every closure."""
+
+    __slots__ = ("deferred", "index", "path", "record")
+
+    def __init__(self, record: dict[str, Any], index: int, deferred: list[Deferred]) -> None:
+        self.record = record
+        self.index = index
+        self.deferred = deferred
+        self.path = ""
+
+
+@dataclass(slots=True)
+class _ScanGroup:
+    entities: frozenset[str] | None
+    threshold: float | None
+    replace: str
+    key: str | None
+
+
+def _leaf_failure(path: str, fn: Apply) -> Apply:
+    """Tag a ValueRuleError with its field path as it passes up."""
+
+    def apply(value: Any, ctx: Ctx) -> Any:
+        try:
+            return fn(value, ctx)
+        except ValueRuleError:
+            if not ctx.path:
+                ctx.path = path
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            ctx.path = ctx.path or path
+            raise ValueRuleError(f"{type(exc).__name__} in rule") from None
+
+    return apply
+
+
+class _Compiler:
+    def __init__(self, keys: Keys, tag_policy: dict[str, Any] | None, scanner: ScannerLike | None) -> None:
+        self.keys = keys
+        self.policy = tag_policy or {}
+        self.scanner = scanner
+        self.problems: list[Problem] = []
+        self.named: dict[str, Any] = {}  # full name -> definition as written
+        self.derived_named: set[str] = set()
+        self.pii: list[PiiField] = []
+        self.pii_getters: list[tuple[str, str, Callable[[dict[str, Any]], list[Any]]]] = []
+        self.generated: set[str] = set()
+        self.rules: list[FieldRule] = []
+        self.scan_groups: list[_ScanGroup] = []
+
+    def problem(self, path: str, message: str, code: str = "invalid_rule") -> None:
+        self.problems.append(Problem(path, code, message))
+
+    # --- named types --------------------------------------------------------------------------------
+
+    def fullname(self, schema: dict[str, Any], namespace: str | None) -> str:
+        name = str(schema.get("name", ""))
+        if "." in name:
+            return name
+        ns = schema.get("namespace", namespace)
+        return f"{ns}.{name}" if ns else name
+
+    def resolve(self, avro: Any, namespace: str | None) -> Any:
+        if isinstance(avro, str) and avro not in PRIMITIVES:
+            for candidate in (avro, f"{namespace}.{avro}" if namespace else avro):
+                if candidate in self.named:
+                    return self.named[candidate]
+            raise RuleError(f"unknown type {avro}")
+        if isinstance(avro, dict) and avro.get("type") in ("record", "enum", "fixed"):
+            self.named.setdefault(self.fullname(avro, namespace), avro)
+        return avro
+
+    # --- records --------------------------------------------------------------------------------------
+
+    def record(
+        self, schema: dict[str, Any], path: str, namespace: str | None
+    ) -> tuple[Callable[[dict[str, Any], Ctx], dict[str, Any]], dict[str, Any]]:
+        full = self.fullname(schema, namespace)
+        ns = full.rpartition(".")[0] or None
+        self.named[full] = schema
+        default = schema.get("anon.default")
+        steps: list[tuple[str, Apply | None, bool]] = []
+        derived_fields: list[dict[str, Any]] = []
+        for f in schema.get("fields", []):
+            name = f["name"]
+            fpath = f"{path}.{name}" if path else name
+            try:
+                built = self.field(f, fpath, ns, default)
+            except RuleError as exc:
+                self.problem(fpath, str(exc))
+                continue
+            if built is None:
+                continue  # dropped
+            fn, out_type, changed, may_defer = built
+            derived = {k: v for k, v in f.items() if k not in ANNOTATIONS and k != "confluent:tags"}
+            derived["type"] = out_type
+            if changed:
+                derived.pop("default", None)
+                if isinstance(out_type, list) and out_type and out_type[0] == "null":
+                    derived["default"] = None
+            derived_fields.append(derived)
+            steps.append((name, fn, may_defer))
+        derived_schema = {k: v for k, v in schema.items() if k not in ANNOTATIONS and k != "fields"}
+        derived_schema["fields"] = derived_fields
+        return _record_fn(steps), derived_schema
+
+    def field(
+        self, f: dict[str, Any], path: str, namespace: str | None, default: Any
+    ) -> tuple[Apply | None, Any, bool, bool] | None:
+        entity = f.get("pii")
+        if entity is not None and not isinstance(entity, str):
+            raise RuleError("pii must be an entity name such as EMAIL_ADDRESS")
+        spec, source = self.rule_for(f, default)
+        ftype = f["type"]
+        if entity:
+            self.pii.append(PiiField(path, entity))
+            self.pii_getters.append((entity, path, _getter(f["name"], path)))
+        if spec is None:
+            if self._is_record(ftype, namespace):
+                return self.typed(ftype, path, namespace, None, entity)
+            self.problem(path, "no anon annotation, record default or tag policy covers this field",
+                         "unannotated_field")
+            self.rules.append(FieldRule(path, _type_name(ftype), entity, "(none)", "none", None))
+            return None
+        if spec["op"] == "drop":
+            self.rules.append(FieldRule(path, _type_name(ftype), entity, "drop", source, None))
+            return None
+        return self.typed(ftype, path, namespace, spec, entity)
+
+    def rule_for(self, f: dict[str, Any], default: Any) -> tuple[dict[str, Any] | None, str]:
+        if "anon" in f:
+            return _spec(f["anon"]), "field"
+        for tag in f.get("confluent:tags", []) or []:
+            if tag in self.policy:
+                return _spec(self.policy[tag]), "tag"
+        if default is not None:
+            return _spec(default), "default"
+        return None, "none"
+
+    def _is_record(self, avro: Any, namespace: str | None) -> bool:
+        resolved = self.resolve(avro, namespace)
+        if isinstance(resolved, list):
+            non_null = [b for b in resolved if b != "null"]
+            return len(non_null) == 1 and self._is_record(non_null[0], namespace)
+        if isinstance(resolved, dict) and resolved.get("type") in ("array", "map"):
+            return self._is_record(resolved.get("items", resolved.get("values")), namespace)
+        return isinstance(resolved, dict) and resolved.get("type") == "record"
+
+    # --- types ----------------------------------------------------------------------------------------
+
+    def typed(
+        self, avro: Any, path: str, namespace: str | None, spec: dict[str, Any] | None, entity: str | None
+    ) -> tuple[Apply | None, Any, bool, bool]:
+        """(apply, derived type, type changed, may leave Deferred) for a value of ``avro`` under ``spec``."""
+        resolved = self.resolve(avro, namespace)
+        if isinstance(resolved, list):
+            non_null = [b for b in resolved if b != "null"]
+            if len(non_null) == 1 and len(resolved) == 2:
+                inner, out, changed, may_defer = self.typed(non_null[0], path, namespace, spec, entity)
+                out_union = out if isinstance(out, list) else ["null", out] if resolved[0] == "null" else [out, "null"]
+                if inner is None:
+                    return None, out_union, changed, may_defer
+                return _nullable(inner), out_union, changed, may_defer
+            if spec is None or spec["op"] not in ("keep", "redact"):
+                raise RuleError("unions of several non-null types take only keep, drop or redact")
+            if spec["op"] == "keep":
+                self.rules.append(FieldRule(path, _type_name(avro), entity, "keep", "field", _type_name(avro)))
+                return None, avro, False, False
+            self.rules.append(FieldRule(path, _type_name(avro), entity, "redact", "field", "null"))
+            return (lambda v, ctx: None), "null", True, False
+        if isinstance(resolved, dict) and resolved.get("type") == "array":
+            inner, out, changed, may_defer = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity)
+            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": out}
+            return (None if inner is None else _array(inner, may_defer)), derived, changed, may_defer
+        if isinstance(resolved, dict) and resolved.get("type") == "map":
+            inner, out, changed, may_defer = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity)
+            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "values": out}
+            return (None if inner is None else _map(inner, may_defer)), derived, changed, may_defer
+        if isinstance(resolved, dict) and resolved.get("type") == "record":
+            full = self.fullname(resolved, namespace)
+            if spec is not None:
+                if spec["op"] == "keep":
+                    self.rules.append(FieldRule(path, full, entity, "keep", "field", full))
+                    return None, _strip_annotations(resolved) if full not in self.derived_named else full, False, False
+                raise RuleError(f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole")
+            if full in self.derived_named:
+                raise RuleError(f"record {full} is used twice; define it once per schema")
+            self.derived_named.add(full)
+            fn, derived = self.record(resolved, path, namespace)
+            return _as_apply(fn), derived, False, True
+        # a leaf
+        if spec is None:
+            raise RuleError("no rule")
+        op_cls = REGISTRY.get(spec["op"])
+        if op_cls is None:
+            raise RuleError(f"unknown operation {spec['op']!r} (known: {', '.join(sorted(REGISTRY))})")
+        if isinstance(resolved, dict) and resolved.get("type") in ("enum", "fixed"):
+            leaf_type = resolved["type"] if spec["op"] not in ("keep",) else resolved
+            if spec["op"] not in ("keep", "redact", "hmac"):
+                raise RuleError(f"{spec['op']} cannot apply to an {resolved['type']}")
+            if spec["op"] == "hmac" and resolved["type"] == "enum":
+                leaf_type = "string"
+            elif spec["op"] == "hmac":
+                leaf_type = "bytes"
+        else:
+            leaf_type = resolved
+        op = op_cls(spec, leaf_type, self.keys)
+        out_type = op.output_type()
+        if out_type == leaf_type and leaf_type is not resolved:
+            out_type = avro  # keep the named reference
+        if spec["op"] == "keep" or out_type == resolved:
+            out_type = avro
+        changed = out_type != avro
+        self.rules.append(FieldRule(path, _type_name(avro), entity, spec["op"], "field", _type_name(out_type)))
+        if op.generated:
+            self.generated.add(path)  # leaf path in the verifier's notation (tags[], attrs{})
+        if isinstance(op, Scan):
+            return self._scan(op, path), out_type, False, True
+        if spec["op"] == "keep":
+            return None, out_type, False, False
+        return _leaf_failure(path, op.build()), out_type, changed, False
+
+    def _scan(self, op: Scan, path: str) -> Apply:
+        entities = op.spec.get("entities")
+        group = _ScanGroup(
+            frozenset(entities) if entities else None,
+            op.spec.get("threshold"),
+            op.spec.get("replace", "tag"),
+            op.spec.get("key", "default") if op.spec.get("replace") == "hmac" else None,
+        )
+        self.scan_groups.append(group)
+
+        def defer(value: str, ctx: Ctx) -> Deferred:
+            d = Deferred(value, group, ctx.index)
+            ctx.deferred.append(d)
+            return d
+
+        return defer
+
+
+def _spec(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"op": raw}
+    if isinstance(raw, dict) and isinstance(raw.get("op"), str):
+        return dict(raw)
+    raise RuleError('anon must be an operation name or an object {"op": NAME, ...}')
+
+
+def _type_name(avro: Any) -> str:
+    if isinstance(avro, str):
+        return avro
+    if isinstance(avro, list):
+        return "|".join(_type_name(b) for b in avro)
+    if isinstance(avro, dict):
+        kind = avro.get("type")
+        if kind == "array":
+            return f"array<{_type_name(avro['items'])}>"
+        if kind == "map":
+            return f"map<{_type_name(avro['values'])}>"
+        if kind in ("record", "enum", "fixed"):
+            return str(avro.get("name"))
+        lt = avro.get("logicalType")
+        return f"{kind}({lt})" if lt else str(kind)
+    return str(avro)
+
+
+def _strip_annotations(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _strip_annotations(v) for k, v in schema.items() if k not in ANNOTATIONS and k != "confluent:tags"}
+    if isinstance(schema, list):
+        return [_strip_annotations(s) for s in schema]
+    return schema
+
+
+def _getter(name: str, path: str) -> Callable[[dict[str, Any]], list[Any]]:
+    """Collect the raw values at a dotted path (through nested records, arrays and maps)."""
+    parts = path.replace("[]", "").replace("{}", "").split(".")
+
+    def get(record: dict[str, Any]) -> list[Any]:
+        values: list[Any] = [record]
+        for part in parts:
+            nxt: list[Any] = []
+            for v in values:
+                if isinstance(v, dict):
+                    child = v.get(part)
+                    if isinstance(child, list):
+                        nxt.extend(child)
+                    elif isinstance(child, dict) and part != parts[-1]:
+                        nxt.append(child)
+                    elif isinstance(child, dict):
+                        nxt.extend(child.values())
+                    elif child is not None:
+                        nxt.append(child)
+            values = nxt
+        return values
+
+    return get
+
+
+def _nullable(inner: Apply) -> Apply:
+    return lambda value, ctx: None if value is None else inner(value, ctx)
+
+
+def _array(inner: Apply, may_defer: bool) -> Apply:
+    if not may_defer:
+        return lambda value, ctx: [inner(x, ctx) for x in value]
+
+    def apply(value: list[Any], ctx: Ctx) -> list[Any]:
+        out = [inner(x, ctx) for x in value]
+        for i, x in enumerate(out):
+            if x.__class__ is Deferred:
+                x.container, x.key = out, i
+        return out
+
+    return apply
+
+
+def _map(inner: Apply, may_defer: bool) -> Apply:
+    if not may_defer:
+        return lambda value, ctx: {k: inner(x, ctx) for k, x in value.items()}
+
+    def apply(value: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+        out = {k: inner(x, ctx) for k, x in value.items()}
+        for k, x in out.items():
+            if x.__class__ is Deferred:
+                x.container, x.key = out, k
+        return out
+
+    return apply
+
+
+def _as_apply(fn: Callable[[dict[str, Any], Ctx], dict[str, Any]]) -> Apply:
+    return fn
+
+
+def _record_fn(steps: list[tuple[str, Apply | None, bool]]) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
+    kept = tuple(name for name, fn, _ in steps if fn is None)
+    transformed = tuple((name, fn) for name, fn, d in steps if fn is not None and not d)
+    deferring = tuple((name, fn) for name, fn, d in steps if fn is not None and d)
+
+    def apply(record: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+        out = {name: record[name] for name in kept}
+        for name, fn in transformed:
+            out[name] = fn(record[name], ctx)
+        for name, fn in deferring:
+            value = fn(record[name], ctx)
+            out[name] = value
+            if value.__class__ is Deferred:
+                value.container, value.key = out, name
+        return out
+
+    return apply
+
+
+class Plan:
+    """A writer schema compiled into rules: apply it to batches of decoded records."""
+
+    def __init__(
+        self,
+        writer_schema: dict[str, Any],
+        derived_schema: dict[str, Any],
+        apply_record: Callable[[dict[str, Any], Ctx], dict[str, Any]],
+        compiler: _Compiler,
+    ) -> None:
+        import fastavro
+
+        from stream_anon.wire import strip_logical_types
+
+        self.writer_schema = writer_schema
+        self.derived_schema = derived_schema
+        self.parsed_derived = fastavro.parse_schema(strip_logical_types(copy.deepcopy(derived_schema)))
+        self.pii_fields = list(compiler.pii)
+        self.generated_paths = frozenset(compiler.generated)
+        self.field_rules = list(compiler.rules)
+        self.has_scan = bool(compiler.scan_groups)
+        self._apply = apply_record
+        self._getters = compiler.pii_getters
+        self._scanner = compiler.scanner
+        self._keys = compiler.keys
+
+    def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for entity, path, get in self._getters:
+            for value in get(record):
+                if isinstance(value, (str, int)) and not isinstance(value, bool):
+                    out.append((entity, path, str(value)))
+        return out
+
+    def apply_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | RuleFailure]:
+        results: list[dict[str, Any] | RuleFailure] = []
+        deferred: list[Deferred] = []
+        for i, record in enumerate(records):
+            ctx = Ctx(record, i, deferred)
+            mark = len(deferred)
+            try:
+                results.append(self._apply(record, ctx))
+            except ValueRuleError as exc:
+                del deferred[mark:]
+                results.append(RuleFailure(ctx.path or "?", "ValueRuleError", str(exc)))
+            except (KeyError, TypeError, AttributeError) as exc:
+                del deferred[mark:]
+                results.append(RuleFailure(ctx.path or "?", type(exc).__name__, "record does not match its schema"))
+        if deferred:
+            self._run_scans(records, deferred, results)
+        return results
+
+    def _run_scans(
+        self, records: list[dict[str, Any]], deferred: list[Deferred], results: list[dict[str, Any] | RuleFailure]
+    ) -> None:
+        if self._scanner is None:
+            raise RuntimeError("plan has scan rules but no scanner")
+        by_group: dict[int, list[Deferred]] = defaultdict(list)
+        for d in deferred:
+            by_group[id(d.group)].append(d)
+        known_cache: dict[int, list[tuple[str, str]]] = {}
+
+        def known(i: int) -> list[tuple[str, str]]:
+            if i not in known_cache:
+                known_cache[i] = [(e, v) for e, _, v in self.pii_values(records[i])]
+            return known_cache[i]
+
+        from stream_anon.rules.scan import replace_spans
+
+        for items in by_group.values():
+            group = items[0].group
+            spans = self._scanner.detect_batch(
+                [d.text for d in items], [known(d.record) for d in items],
+                entities=group.entities, threshold=group.threshold,
+            )
+            pseudonym = None
+            if group.replace == "hmac" and group.key is not None:
+                key_name = group.key
+                keys = self._keys
+
+                def pseudonym(entity: str, text: str, key_name: str = key_name) -> str:
+                    return f"<{entity}:{hmac_token(keys, key_name, text.strip().lower())}>"
+
+            for d, found in zip(items, spans, strict=True):
+                d.container[d.key] = replace_spans(d.text, found, group.replace, pseudonym)  # type: ignore[arg-type]
+
+
+def compile_plan(
+    writer_schema: dict[str, Any],
+    keys: Keys,
+    *,
+    tag_policy: dict[str, Any] | None = None,
+    scanner: ScannerLike | None = None,
+) -> Plan:
+    """Compile a record schema with annotations; raises ``SchemaRulesError`` listing every problem."""
+    compiler = _Compiler(keys, tag_policy, scanner)
+    if not isinstance(writer_schema, dict) or writer_schema.get("type") != "record":
+        raise SchemaRulesError([Problem("", "invalid_rule", "top-level schema must be a record")])
+    try:
+        apply_record, derived = compiler.record(writer_schema, "", None)
+    except RuleError as exc:
+        compiler.problem("", str(exc))
+        apply_record, derived = None, {}  # type: ignore[assignment]
+    if compiler.problems:
+        raise SchemaRulesError(compiler.problems)
+    if compiler.scan_groups and scanner is None:
+        raise SchemaRulesError([Problem("", "invalid_rule", "scan rules need a scanner")])
+    return Plan(writer_schema, derived, apply_record, compiler)
