@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from stream_anon.config import ConfigError, Settings
+from stream_anon.config import ScanSettings as ScanConfig
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
 from stream_anon.rules import Plan, compile_plan
@@ -21,8 +22,11 @@ from stream_anon.verify import Verifier
 class LazyScanner:
     """Loads the NLP model on first use, so workers whose schemas never ``scan`` never pay for it."""
 
-    def __init__(self, settings: ScanSettings | None = None) -> None:
+    def __init__(
+        self, settings: ScanSettings | None = None, on_found: Callable[[str, int], None] | None = None
+    ) -> None:
         self._settings = settings
+        self._on_found = on_found
         self._scanner: Scanner | None = None
         self._lock = threading.Lock()
 
@@ -40,7 +44,15 @@ class LazyScanner:
         entities: frozenset[str] | None = None,
         threshold: float | None = None,
     ) -> list[list[Span]]:
-        return self._get().detect_batch(texts, known, entities=entities, threshold=threshold)
+        found = self._get().detect_batch(texts, known, entities=entities, threshold=threshold)
+        if self._on_found is not None:
+            counts: dict[str, int] = {}
+            for spans in found:
+                for span in spans:
+                    counts[span.entity] = counts.get(span.entity, 0) + 1
+            for entity, n in counts.items():
+                self._on_found(entity, n)
+        return found
 
 
 def load_keys(path: Path | None) -> Keys:
@@ -61,19 +73,22 @@ def load_tag_policy(path: Path | None) -> dict[str, Any] | None:
     return loaded
 
 
-def scan_settings(settings: Settings) -> ScanSettings:
+def scan_settings(config: ScanConfig) -> ScanSettings:
+    """The scanner's settings from the ``scan`` section of the configuration."""
     return ScanSettings(
-        model=settings.scan.model,
-        entities=frozenset(settings.scan.entities),
-        threshold=settings.scan.threshold,
-        batch_size=settings.scan.batch_size,
+        model=config.model,
+        entities=frozenset(config.entities),
+        threshold=config.threshold,
+        batch_size=config.batch_size,
     )
 
 
-def plan_compiler(settings: Settings) -> Callable[[dict[str, Any]], Plan]:
+def plan_compiler(
+    settings: Settings, on_scan: Callable[[str, int], None] | None = None
+) -> Callable[[dict[str, Any]], Plan]:
     keys = load_keys(settings.keys_file)
     policy = load_tag_policy(settings.tag_policy_file)
-    scanner = LazyScanner(scan_settings(settings))
+    scanner = LazyScanner(scan_settings(settings.scan), on_scan)
 
     def compile_one(schema: dict[str, Any]) -> Plan:
         return compile_plan(schema, keys, tag_policy=policy, scanner=scanner)
@@ -81,11 +96,17 @@ def plan_compiler(settings: Settings) -> Callable[[dict[str, Any]], Plan]:
     return compile_one
 
 
-def build_pipeline(settings: Settings, on_compiled: Callable[..., None] | None = None) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    on_compiled: Callable[..., None] | None = None,
+    on_leak: Callable[[str, str], None] | None = None,
+    on_scan: Callable[[str, int], None] | None = None,
+) -> Pipeline:
     return Pipeline(
         resolver=open_resolver(settings.schemas_dir, settings.schema_registry_url),
-        compile_plan=plan_compiler(settings),
+        compile_plan=plan_compiler(settings, on_scan),
         verifier=Verifier(on_leak=settings.on_leak),
         output_subject=f"{settings.output_topic}-value",
         on_compiled=on_compiled,
+        on_leak=on_leak,
     )

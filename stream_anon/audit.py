@@ -136,10 +136,11 @@ class TopicReader:
                     self._finish(partition, remaining)
             if messages:
                 last_progress = time.monotonic()
-                continue
-            for position in consumer.position([TopicPartition(self.topic, p) for p in remaining]):
-                if position.offset >= self.end[position.partition]:
-                    self._finish(position.partition, remaining)
+            # The fetch position moves past markers and aborted records without delivering anything.
+            if remaining:
+                for position in consumer.position([TopicPartition(self.topic, p) for p in remaining]):
+                    if position.offset >= self.end[position.partition]:
+                        self._finish(position.partition, remaining)
             if remaining and time.monotonic() - last_progress > self.idle_timeout_s:
                 # An open transaction holds the last stable offset back: report what was read.
                 self.complete = False

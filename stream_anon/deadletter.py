@@ -71,5 +71,7 @@ class DeadLetter:
         ]
         if self.schema_ref is not None:
             pairs.append(("schema", self.schema_ref))
-        pairs.extend(self.extra.items())
-        return [(HEADER_PREFIX + name, value.encode("utf-8")) for name, value in pairs]
+        headers = [(HEADER_PREFIX + name, value.encode("utf-8")) for name, value in pairs]
+        # extras carry their full header names (stream-anon.leak.entity, ...)
+        headers.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
+        return headers

@@ -17,7 +17,7 @@ The file is JSON, readable by its owner only::
 
 New values are always written with the ``active`` version; older versions stay so that tokens made with
 them can still be verified or reversed (every token names its key and version). Operations never use a
-secret directly: each one derives its own subkey with HKDF-SHA256 (``Keys.subkey``), so the same secret
+secret directly: each one derives its own subkey with HKDF-SHA256 (``Keys.derive``), so the same secret
 can serve ``hmac`` and ``tokenize`` without one weakening the other.
 """
 
@@ -103,7 +103,7 @@ class Keys:
                 raise KeysFileError(f"key {name!r}: active version {key.active} is not among its versions")
         self._keys = dict(keys)
         self._ephemeral = ephemeral
-        self._subkeys: dict[tuple[str, int, str, int], bytes] = {}
+        self._derived: dict[tuple[str, int, str, int], bytes] = {}
 
     # -- constructors -------------------------------------------------------------------------------
 
@@ -215,13 +215,13 @@ class Keys:
             raise UnknownKeyError(f"key {name!r} has no version {version}")
         return found.secret
 
-    def subkey(self, name: str, version: int, purpose: str, length: int = 32) -> bytes:
+    def derive(self, name: str, version: int, purpose: str, length: int = 32) -> bytes:
         """A secret for one purpose (``hmac``, ``tokenize``, ...), derived with HKDF-SHA256."""
         cache_key = (name, version, purpose, length)
-        found = self._subkeys.get(cache_key)
+        found = self._derived.get(cache_key)
         if found is None:
             kdf = HKDF(algorithm=SHA256(), length=length, salt=None, info=f"stream-anon/{purpose}".encode())
-            found = self._subkeys[cache_key] = kdf.derive(self.secret(name, version))
+            found = self._derived[cache_key] = kdf.derive(self.secret(name, version))
         return found
 
     # -- changing -----------------------------------------------------------------------------------

@@ -86,11 +86,16 @@ def rejection_for(exc: SchemaRulesError) -> Rejected:
 
 
 def sanitize_batch(
-    plan: Plan, verifier: Verifier, records: list[dict[str, Any]], clock: dict[str, float] | None = None
+    plan: Plan,
+    verifier: Verifier,
+    records: list[dict[str, Any]],
+    clock: dict[str, float] | None = None,
+    on_leak: Callable[[str, str], None] | None = None,
 ) -> list[dict[str, Any] | Rejected]:
     """Apply the plan, then verify each result (fail closed). Shared by the worker and the file mode.
 
-    ``clock``, when given, accumulates the seconds spent in ``transform`` and ``verify``.
+    ``clock``, when given, accumulates the seconds spent in ``transform`` and ``verify``; ``on_leak`` is
+    told each suspected leak's entity and path, whether the record is dead-lettered or redacted.
     """
     t0 = time.perf_counter()
     transformed = plan.apply_batch(records)
@@ -108,6 +113,9 @@ def sanitize_batch(
             )
             continue
         checked = verifier.check(plan, raw, out)
+        if checked.leaks and on_leak is not None:
+            for leak in checked.leaks:
+                on_leak(leak.entity, leak.path)
         if checked.leaks and verifier.on_leak == "dead_letter":
             entities = ",".join(sorted({leak.entity for leak in checked.leaks}))
             paths = ",".join(sorted({leak.path for leak in checked.leaks}))
@@ -137,12 +145,14 @@ class Pipeline:
         verifier: Verifier,
         output_subject: str,
         on_compiled: Callable[[CompiledSchema], None] | None = None,
+        on_leak: Callable[[str, str], None] | None = None,
     ) -> None:
         self.resolver = resolver
         self._compile_plan = compile_plan
         self._verifier = verifier
         self._output_subject = output_subject
         self._on_compiled = on_compiled
+        self._on_leak = on_leak
         self._compiled: dict[str, CompiledSchema] = {}
         self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
@@ -198,7 +208,7 @@ class Pipeline:
             entry = entries[ref]
             assert entry.plan is not None
             results = sanitize_batch(
-                entry.plan, self._verifier, [record for _, record in members], self.stage_seconds
+                entry.plan, self._verifier, [record for _, record in members], self.stage_seconds, self._on_leak
             )
             t_mid = time.perf_counter()
             for (i, _), result in zip(members, results, strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -11,7 +12,7 @@ import structlog
 
 from stream_anon.app import build_pipeline, load_keys
 from stream_anon.config import ConfigError, Settings
-from stream_anon.deadletter import DeadLetter, Reason
+from stream_anon.deadletter import DeadLetter
 from stream_anon.health import Health, HealthServer
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
@@ -49,12 +50,12 @@ class WorkerObserver:
 
     def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.dead_lettered(dl.source.topic, dl.reason)
-        if dl.reason is Reason.LEAK_DETECTED:
-            entities = dl.extra.get("stream-anon.leak.entity", "").split(",")
-            paths = dl.extra.get("stream-anon.leak.path", "").split(",")
-            for entity in entities:
-                for path in paths:
-                    self.metrics.leak(entity, path)
+
+    def leak(self, entity: str, path: str) -> None:
+        self.metrics.leak(entity, path)
+
+    def scanned(self, entity: str, n: int) -> None:
+        self.metrics.scan_entities(entity, n)
 
     def stage(self, name: str, seconds: float) -> None:
         self.metrics.observe_stage(name, seconds)
@@ -66,6 +67,7 @@ class WorkerObserver:
         self.health.beat()
 
     def assignment(self, partitions: int) -> None:
+        self.health.set_broker_up(True)  # an assignment comes from the group coordinator: it is reachable
         self.metrics.assigned_partitions(partitions)
         self.health.set_assignment(partitions)
 
@@ -74,6 +76,15 @@ class WorkerObserver:
 
     def stats(self, stats_json: str) -> None:
         self.metrics.on_stats(stats_json)
+        # librdkafka's statistics say whether any broker connection is up: readiness recovers from them
+        # even when the topic is idle after a broker outage
+        try:
+            brokers = json.loads(stats_json).get("brokers", {})
+        except ValueError:
+            return
+        real = [b for b in brokers.values() if b.get("nodeid", -1) >= 0]
+        if real:
+            self.health.set_broker_up(any(b.get("state") == "UP" for b in real))
 
     def compiled(self, entry: CompiledSchema) -> None:
         self.metrics.plan_compiled()
@@ -116,7 +127,9 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
     try:
         if server is not None:
             server.start()
-        pipeline = build_pipeline(settings, on_compiled=observer.compiled)
+        pipeline = build_pipeline(
+            settings, on_compiled=observer.compiled, on_leak=observer.leak, on_scan=observer.scanned
+        )
         worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
         worker.install_signal_handlers()
         worker.run(until_idle_s=until_idle_s)

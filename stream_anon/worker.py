@@ -36,7 +36,8 @@ _PERMANENT_PRODUCE_ERRORS = {
     KafkaError.MSG_SIZE_TOO_LARGE,
     KafkaError.RECORD_LIST_TOO_LARGE,
     KafkaError.INVALID_RECORD,
-    KafkaError.CORRUPT_MESSAGE,
+    KafkaError.INVALID_MSG,
+    KafkaError.INVALID_MSG_SIZE,
 }
 
 
@@ -88,6 +89,39 @@ class Batch:
     start: dict[tuple[str, int], int] = field(default_factory=dict)
     # next offset to commit per partition
     end: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def batch_of(records: list[InputRecord]) -> Batch:
+    batch = Batch(records)
+    for rec in records:
+        tp = (rec.topic, rec.partition)
+        batch.start.setdefault(tp, rec.offset)
+        batch.end[tp] = rec.offset + 1
+    return batch
+
+
+def merge(batches: list[Batch]) -> Batch:
+    """The batch that spans all of ``batches`` (for rewinding past several of them)."""
+    return batch_of([r for b in batches for r in b.records])
+
+
+def split_around(batch: Batch, outcomes: list[Outcome], suspects: set[SourceKey]) -> list[tuple[Batch, list[Outcome]]]:
+    """The batch as one segment, or cut so that each suspect record travels alone."""
+    if not suspects or not any((r.topic, r.partition, r.offset) in suspects for r in batch.records):
+        return [(batch, outcomes)]
+    segments: list[tuple[Batch, list[Outcome]]] = []
+    run: list[int] = []
+    for i, rec in enumerate(batch.records):
+        if (rec.topic, rec.partition, rec.offset) in suspects:
+            if run:
+                segments.append((batch_of([batch.records[j] for j in run]), [outcomes[j] for j in run]))
+                run = []
+            segments.append((batch_of([rec]), [outcomes[i]]))
+        else:
+            run.append(i)
+    if run:
+        segments.append((batch_of([batch.records[j] for j in run]), [outcomes[j] for j in run]))
+    return segments
 
 
 def to_input(msg: Message) -> InputRecord:
@@ -379,6 +413,8 @@ class Worker:
         self._stop = threading.Event()
         # Records the broker refused, to dead-letter when their batch is processed again after the abort.
         self._rejected: dict[SourceKey, str] = {}
+        # Records in a produce request the broker refused: each is retried in a transaction of its own.
+        self._suspects: set[SourceKey] = set()
         self.source: Source | None = None
         self.delivery: Delivery | None = None
 
@@ -392,6 +428,7 @@ class Worker:
     def _forget_revoked(self, partitions: list[TopicPartition]) -> None:
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._rejected = {k: v for k, v in self._rejected.items() if (k[0], k[1]) not in gone}
+        self._suspects = {k for k in self._suspects if (k[0], k[1]) not in gone}
 
     def run(self, until_idle_s: float | None = None) -> None:
         """Process until stopped; with ``until_idle_s``, also stop after that long without records."""
@@ -437,6 +474,16 @@ class Worker:
         for name, total in self._pipeline.stage_seconds.items():
             self._observer.stage(name, total - before[name])
         outcomes = self._apply_rejections(outcomes)
+        segments = split_around(batch, outcomes, self._suspects)
+        for i, (segment, segment_outcomes) in enumerate(segments):
+            if not self._deliver(segment, segment_outcomes):
+                # earlier segments are committed; everything from this one on is processed again
+                self.source.rewind(merge([seg for seg, _ in segments[i:]]))
+                return
+
+    def _deliver(self, batch: Batch, outcomes: list[Outcome]) -> bool:
+        """One transaction: produce the outcomes, commit the batch's offsets. False if it was aborted."""
+        assert self.source is not None and self.delivery is not None
         self.delivery.begin()
         try:
             t0 = time.perf_counter()
@@ -447,16 +494,22 @@ class Worker:
             self._observer.stage("commit", time.perf_counter() - t1)
         except BatchAborted as exc:
             self._observer.transaction(False)
-            self._rejected.update(exc.rejected)
+            if len(batch.records) == 1 and exc.rejected:
+                # alone in its transaction and still refused: this record is the culprit
+                self._rejected.update(exc.rejected)
+            else:
+                # a broker refusal fails a whole produce request: isolate the suspects on the retry
+                self._suspects.update(exc.rejected)
             log.warning(
-                "batch_aborted", reason=str(exc), records=len(batch.records), rejected=len(exc.rejected)
+                "batch_aborted", reason=str(exc), records=len(batch.records), suspects=len(exc.rejected)
             )
-            self.source.rewind(batch)
             if not exc.rejected:
                 time.sleep(0.5)  # a transient failure: do not spin
-            return
+            return False
+        self._suspects.difference_update((r.topic, r.partition, r.offset) for r in batch.records)
         self._observer.transaction(True)
         self._observer.delivered(outcomes, self._settings.output_topic, self._settings.dlq_topic)
+        return True
 
     def _apply_rejections(self, outcomes: list[Outcome]) -> list[Outcome]:
         if not self._rejected:

@@ -144,7 +144,9 @@ class AggregateSettings(BaseModel):
     @property
     def window_epsilon(self) -> float:
         """Epsilon one window's release spends (basic composition of its figures)."""
-        return self.epsilon.count + self.epsilon.distinct_users + sum(f.epsilon for f in self.numeric.values())
+        return (
+            self.epsilon.count + self.epsilon.distinct_users + sum(f.epsilon for f in self.numeric.values())
+        )
 
     @property
     def effective_transactional_id(self) -> str:
@@ -173,5 +175,7 @@ def aggregate_settings(settings: Settings, base_dir: Path | None = None) -> Aggr
     if updates:
         parsed = parsed.model_copy(update=updates)
     if parsed.aggregates_topic in (parsed.source_topic, *settings.input_topics):
-        raise ConfigError("invalid configuration: aggregate.aggregates_topic must differ from the input topics")
+        raise ConfigError(
+            "invalid configuration: aggregate.aggregates_topic must differ from the input topics"
+        )
     return parsed

@@ -73,17 +73,17 @@ def audit(
 
     configure_logging(settings.log_format, settings.log_level)
     try:
-        decode = _decoder(settings)
-        scanner = None if no_ner else _scanner(settings)
-        auditor = Auditor(
-            topic,
-            scanner,
-            entities=frozenset(settings.scan.entities),
-            threshold=settings.scan.threshold,
-            batch_size=settings.scan.batch_size,
-            ignore_paths=frozenset(ignore_path),
-        )
         with TopicReader(settings.librdkafka(), topic, from_time_ms=start_ms) as reader:
+            decode = _decoder(settings)
+            scanner = None if no_ner else _scanner(settings)
+            auditor = Auditor(
+                topic,
+                scanner,
+                entities=frozenset(settings.scan.entities),
+                threshold=settings.scan.threshold,
+                batch_size=settings.scan.batch_size,
+                ignore_paths=frozenset(ignore_path),
+            )
             from tqdm import tqdm
 
             total = min(reader.total, max_records) if max_records else reader.total
@@ -109,21 +109,32 @@ def _parse_time(text: str) -> int:
 
 
 def _decoder(settings: Settings) -> Decode:
-    """Frame → writer schema → record. In ``schemas_dir`` mode the sanitized topic's schemas are the
-    derived schemas of the directory's files, compiled here as the worker does (same keys file)."""
+    """Frame → writer schema → record.
+
+    In ``schemas_dir`` mode a sanitized topic's schemas are the derived schemas of the directory's
+    files: on the first fingerprint the directory does not know, they are compiled as the worker
+    compiles them (same rules, same keys file) and added.
+    """
+    from stream_anon.deadletter import Reason
     from stream_anon.schemas import SchemaSourceUnavailable, open_resolver
-    from stream_anon.wire import decode_payload, parse_frame
+    from stream_anon.wire import WireError, decode_payload, parse_frame
 
     try:
         resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
     except (FileNotFoundError, ValueError) as exc:
         raise AuditError(str(exc)) from None
-    if resolver.directory is not None:
-        _add_derived_schemas(settings, resolver.directory)
+    derived_added = resolver.directory is None
 
     def decode(value: bytes | None) -> tuple[dict[str, Any], Any]:
+        nonlocal derived_added
         framing, ident, start = parse_frame(value)
         try:
+            writer = resolver.lookup(framing, ident)
+        except WireError as exc:
+            if exc.reason is not Reason.UNKNOWN_SCHEMA or derived_added:
+                raise
+            derived_added = True
+            _add_derived_schemas(settings, resolver.directory)
             writer = resolver.lookup(framing, ident)
         except SchemaSourceUnavailable as exc:
             raise AuditError(str(exc)) from None

@@ -122,7 +122,7 @@ def anonymize(
     null). Sanitized records go to --output; records that fail go to --dlq with their reason, never to
     the output. Exits 1 if any record failed, 2 if the schema or its rules are unusable.
     """
-    from stream_anon.app import LazyScanner, load_keys, load_tag_policy
+    from stream_anon.app import LazyScanner, load_keys, load_tag_policy, scan_settings
     from stream_anon.config import ScanSettings as ScanConfig
     from stream_anon.pipeline import Rejected, rejection_for, sanitize_batch
     from stream_anon.rules import SchemaRulesError, compile_plan
@@ -134,7 +134,7 @@ def anonymize(
         writer = parse_writer_schema(schema_path.read_text(encoding="utf-8"), ref=f"file:{schema_path.name}")
         keys = load_keys(keys_path)
         policy = load_tag_policy(policy_path)
-        scanner = LazyScanner(_scan_settings(ScanConfig()))
+        scanner = LazyScanner(scan_settings(ScanConfig()))
         plan = compile_plan(writer.schema, keys, tag_policy=policy, scanner=scanner)
     except WireError as exc:
         fail(f"{schema_path}: {exc}")
@@ -203,17 +203,6 @@ def anonymize(
         f"{counts['read']} record(s): {counts['sanitized']} sanitized, {counts['failed']} failed", err=True
     )
     sys.exit(1 if counts["failed"] else 0)
-
-
-def _scan_settings(config: Any) -> Any:
-    from stream_anon.rules.scan import ScanSettings
-
-    return ScanSettings(
-        model=config.model,
-        entities=frozenset(config.entities),
-        threshold=config.threshold,
-        batch_size=config.batch_size,
-    )
 
 
 def _progress() -> Any:

@@ -1,0 +1,284 @@
+"""The Kafka loop around the aggregation core: consume the sanitized topic, publish closed windows.
+
+One process per aggregate job reads every partition of the source topic (``assign``, not a group
+subscription), because a window's figures need all of its records: split across processes, each would
+publish a partial count with its own noise. The fixed ``transactional.id`` enforces it across hosts (a
+second instance fences the first, which stops at its next transaction) and the ledger's file lock on
+one host. Scale-out is one job per source topic or per configuration, not more processes per job.
+
+Exactly once: a window's release goes out in one transaction with the consumer offsets, and those
+offsets never pass the first record of a window still open, so a restart re-reads every record of every
+unpublished window; records of windows the ledger marks published are skipped. The ledger is charged
+with the noisy release before the transaction starts, so a retry publishes the same values again.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from stream_anon import wire
+from stream_anon.aggregate.ledger import Ledger
+from stream_anon.aggregate.metrics import AggregateMetrics, SkipReason
+from stream_anon.aggregate.noise import Mechanisms
+from stream_anon.aggregate.record import AGGREGATE_SCHEMA, AggregateEncoder, record_key
+from stream_anon.aggregate.release import Release, Releaser
+from stream_anon.aggregate.settings import AggregateSettings
+from stream_anon.aggregate.windows import WindowedAggregation
+from stream_anon.config import Settings
+from stream_anon.health import Health
+from stream_anon.schemas import SchemaResolver, open_resolver
+from stream_anon.wire import WireError, decode_payload, parse_frame
+from stream_anon.worker import WorkerError, check_topics
+
+log = structlog.get_logger(__name__)
+
+
+class RecordReader(Protocol):
+    def read(self, value: bytes) -> dict[str, Any]: ...
+
+
+class ResolverReader:
+    """Decodes framed records (single-object or Confluent) with the writer schemas a resolver knows."""
+
+    def __init__(self, resolver: SchemaResolver) -> None:
+        self._resolver = resolver
+
+    def read(self, value: bytes) -> dict[str, Any]:
+        framing, ident, start = parse_frame(value)
+        writer = self._resolver.lookup(framing, ident)
+        return decode_payload(value, start, writer.parsed, writer.ref)
+
+
+def open_reader(settings: Settings, resolver: SchemaResolver) -> RecordReader:
+    """The shared reader of sanitized records when ``stream_anon.wire`` offers one, else ours."""
+    shared: Callable[[Settings], RecordReader] | None = getattr(wire, "open_reader", None)
+    return shared(settings) if shared is not None else ResolverReader(resolver)
+
+
+def _retrying(call: Callable[[], Any], what: str, attempts: int = 8) -> Any:
+    for attempt in range(attempts):
+        try:
+            return call()
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if not err.retriable() or attempt == attempts - 1:
+                raise
+            log.warning("retrying", call=what, code=err.name())
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+    return None  # pragma: no cover
+
+
+class AggregateJob:
+    """consume -> windows -> (on close) noise, ledger, one transaction with the offsets."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        aggregate: AggregateSettings,
+        ledger: Ledger,
+        metrics: AggregateMetrics | None = None,
+        health: Health | None = None,
+        reader: RecordReader | None = None,
+    ) -> None:
+        self._settings = settings
+        self._s = aggregate
+        self._ledger = ledger
+        self.metrics = metrics if metrics is not None else AggregateMetrics()
+        self._health = health
+        self._resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
+        self._reader = reader if reader is not None else open_reader(settings, self._resolver)
+        self._mechanisms = Mechanisms(aggregate)
+        self._releaser = Releaser(aggregate, self._mechanisms, ledger, self.metrics)
+        self.core = WindowedAggregation(aggregate, self.metrics, ledger.is_published)
+        self._stop = threading.Event()
+        self._timeout = settings.shutdown_timeout_s
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, until_idle_s: float | None = None, close_open_windows: bool = False) -> None:
+        """Until stopped (or idle for ``until_idle_s``); ``close_open_windows`` publishes every open window
+        at that point instead of waiting for the watermark (backfills, batch runs)."""
+        s = self._s
+        check_topics(self._settings, topics=[s.source_topic, s.aggregates_topic])
+        self._check_ledger_matches_topic()
+        encoder = AggregateEncoder(
+            self._resolver.derived_header(AGGREGATE_SCHEMA, f"{s.aggregates_topic}-value")
+        )
+        producer = Producer(
+            {
+                "transactional.id": s.effective_transactional_id,
+                "transaction.timeout.ms": self._settings.transaction_timeout_s * 1000,
+                "linger.ms": 5,
+                **self._settings.librdkafka(),
+            }
+        )
+        # Fences an earlier instance of this job and aborts its hanging transaction.
+        _retrying(lambda: producer.init_transactions(self._timeout), "init_transactions")
+        consumer = Consumer(
+            {
+                "group.id": s.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                **self._settings.librdkafka(),
+            }
+        )
+        try:
+            partitions = self._assign_all(consumer)
+            if self._health is not None:
+                self._health.set_assignment(partitions)
+                self._health.set_broker_up(True)
+            self._loop(consumer, producer, encoder, until_idle_s, close_open_windows)
+        finally:
+            if self._health is not None:
+                self._health.set_stopping()
+            consumer.close()
+            producer.flush(self._timeout)
+
+    def _assign_all(self, consumer: Consumer) -> int:
+        topic = self._s.source_topic
+        metadata = consumer.list_topics(topic, timeout=30)
+        partitions = sorted(metadata.topics[topic].partitions)
+        # No offset given: each partition resumes from the group's committed offset (else the earliest).
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        log.info("aggregate_assigned", topic=topic, partitions=len(partitions))
+        return len(partitions)
+
+    def _loop(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        encoder: AggregateEncoder,
+        until_idle_s: float | None,
+        close_open_windows: bool,
+    ) -> None:
+        last_input = time.monotonic()
+        last_commit = time.monotonic()
+        committed: dict[tuple[str, int], int] = {}
+        while not self._stop.is_set():
+            if self._health is not None:
+                self._health.beat()
+            messages = consumer.consume(self._s.batch_size, self._s.poll_timeout_s)
+            if messages:
+                last_input = time.monotonic()
+            for message in messages:
+                self._add(message)
+            idle = until_idle_s is not None and time.monotonic() - last_input >= until_idle_s
+            closed = self.core.close_ready(close_all=idle and close_open_windows)
+            due = time.monotonic() - last_commit >= self._s.commit_interval_s or idle
+            offsets = self.core.committable_offsets()
+            if closed or (due and offsets != committed):
+                releases = [r for r in (self._releaser.release(w) for w in closed) if r is not None]
+                self._publish(producer, consumer, encoder, releases, offsets)
+                committed, last_commit = offsets, time.monotonic()
+            if idle:
+                log.info("aggregate_idle_stop", idle_s=until_idle_s)
+                return
+        # Stopped by a signal: commit how far the published windows reach; open windows are re-read.
+        offsets = self.core.committable_offsets()
+        if offsets != committed:
+            self._publish(producer, consumer, encoder, [], offsets)
+
+    def _add(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return
+            if error.fatal():
+                raise WorkerError(f"consumer error: {error.str()}")
+            log.warning("consumer_error", code=error.name())
+            return
+        position = (message.topic() or "", message.partition() or 0)
+        offset = message.offset() or 0
+        kind, timestamp = message.timestamp()
+        try:
+            record = self._reader.read(message.value() or b"")
+        except WireError as exc:
+            log.warning(
+                "aggregate_undecodable", partition=position[1], offset=offset, reason=exc.reason.value
+            )
+            self.core.skip(SkipReason.UNDECODABLE, position, offset)
+            return
+        event_ms = timestamp if kind != 0 else None  # 0 = TIMESTAMP_NOT_AVAILABLE
+        self.core.add(record, event_ms, position, offset)
+
+    def _publish(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        encoder: AggregateEncoder,
+        releases: list[Release],
+        offsets: dict[tuple[str, int], int],
+    ) -> None:
+        topic = self._s.aggregates_topic
+        failures: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err.name())
+
+        try:
+            producer.begin_transaction()
+            for release in releases:
+                for record in release.records:
+                    producer.produce(topic, encoder(record), record_key(record), on_delivery=on_delivery)
+            producer.flush(self._timeout)
+            if failures:
+                raise WorkerError(
+                    f"{len(failures)} aggregate write(s) failed: {', '.join(sorted(set(failures)))}"
+                )
+            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), self._timeout)
+            _retrying(lambda: producer.commit_transaction(self._timeout), "commit_transaction")
+        except (KafkaException, WorkerError) as exc:
+            self._abort(producer)
+            reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+            # The ledger holds the releases: the restarted job publishes the same values, no new noise.
+            raise WorkerError(f"publishing aggregates failed, transaction aborted: {reason}") from None
+        for release in releases:
+            self._ledger.mark_published(release.start_ms)
+            self.metrics.windows.inc()
+            self.metrics.cohorts.inc(len(release.records))
+            log.info(
+                "window_published",
+                window_start=release.start_ms,
+                cohorts=len(release.records),
+                replayed=release.replayed,
+            )
+
+    def _abort(self, producer: Producer) -> None:
+        try:
+            producer.abort_transaction(self._timeout)
+        except KafkaException as exc:
+            log.warning("abort_failed", code=exc.args[0].name())
+
+    def _check_ledger_matches_topic(self) -> None:
+        """An empty ledger next to a non-empty aggregates topic means the ledger was lost: starting afresh
+        would spend every window's budget a second time."""
+        if not self._ledger.empty:
+            return
+        topic = self._s.aggregates_topic
+        consumer = Consumer({"group.id": f"{self._s.group_id}-check", **self._settings.librdkafka()})
+        try:
+            metadata = consumer.list_topics(topic, timeout=30)
+            for p in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                if high > low:
+                    raise WorkerError(
+                        f"the ledger {self._ledger.path} is empty but {topic} already holds aggregates: "
+                        "restore the ledger, or publish to a new aggregates topic"
+                    )
+        finally:
+            consumer.close()

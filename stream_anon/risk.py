@@ -1,0 +1,219 @@
+"""Re-identification risk of a topic: k-anonymity and l-diversity over chosen quasi-identifiers.
+
+``assess`` is a pure function over decoded records. Records are grouped into equivalence classes by
+their quasi-identifier values (a missing or null value is a value of its own); k-anonymity is the size
+of the smallest class, and records in classes smaller than ``k`` are the ones an adversary who knows
+those attributes singles out among fewer than ``k`` people. l-diversity counts the distinct values of a
+sensitive field within each class: a class with one value discloses it for everyone in the class.
+
+``read_topic`` is the Kafka front: a bounded window of a topic from its beginning. The report holds
+figures only, never a record's values.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from stream_anon.wire import WireError
+
+# Fields whose path does not exist and null values share this marker, so they form a class of their own.
+_MISSING = "\x00missing"
+
+
+def field_value(record: Mapping[str, Any], path: str) -> Any:
+    value: Any = record
+    for name in path.split("."):
+        if not isinstance(value, Mapping) or name not in value:
+            return _MISSING
+        value = value[name]
+        if value is None:
+            return _MISSING
+    return value
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RiskReport:
+    records: int
+    quasi_identifiers: list[str]
+    classes: int
+    k: int
+    smallest_class: int
+    classes_below_k: int
+    records_below_k: int
+    share_below_k: float
+    unique_records: int  # records alone in their class: re-identifiable from the quasi-identifiers alone
+    sensitive: str | None = None
+    l: int | None = None  # noqa: E741 - the name of the property
+    smallest_l: int | None = None
+    classes_below_l: int | None = None
+    records_below_l: int | None = None
+    share_below_l: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess(
+    records: Iterable[Mapping[str, Any]],
+    quasi_identifiers: Sequence[str],
+    *,
+    k: int = 5,
+    sensitive: str | None = None,
+    l: int = 2,  # noqa: E741
+) -> RiskReport:
+    """k-anonymity (and l-diversity when ``sensitive`` is given) of ``records``."""
+    if not quasi_identifiers:
+        raise ValueError("at least one quasi-identifier is needed")
+    if k < 1 or l < 1:
+        raise ValueError("k and l must be at least 1")
+    sizes: dict[tuple[Any, ...], int] = {}
+    values: dict[tuple[Any, ...], set[Any]] = {}
+    total = 0
+    for record in records:
+        total += 1
+        key = tuple(_hashable(field_value(record, path)) for path in quasi_identifiers)
+        sizes[key] = sizes.get(key, 0) + 1
+        if sensitive is not None:
+            values.setdefault(key, set()).add(_hashable(field_value(record, sensitive)))
+    below_k = [size for size in sizes.values() if size < k]
+    report = RiskReport(
+        records=total,
+        quasi_identifiers=list(quasi_identifiers),
+        classes=len(sizes),
+        k=k,
+        smallest_class=min(sizes.values(), default=0),
+        classes_below_k=len(below_k),
+        records_below_k=sum(below_k),
+        share_below_k=sum(below_k) / total if total else 0.0,
+        unique_records=sum(1 for size in sizes.values() if size == 1),
+    )
+    if sensitive is None:
+        return report
+    below_l = [sizes[key] for key, distinct in values.items() if len(distinct) < l]
+    return RiskReport(
+        **{
+            **report.as_dict(),
+            "sensitive": sensitive,
+            "l": l,
+            "smallest_l": min((len(v) for v in values.values()), default=0),
+            "classes_below_l": len(below_l),
+            "records_below_l": sum(below_l),
+            "share_below_l": sum(below_l) / total if total else 0.0,
+        }
+    )
+
+
+def format_table(report: RiskReport, undecodable: int = 0) -> str:
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.2f}%" if whole else "0.00%"
+
+    n = report.records
+    rows = [
+        ("records read", f"{n}" + (f" ({undecodable} undecodable, not counted)" if undecodable else "")),
+        ("quasi-identifiers", ", ".join(report.quasi_identifiers)),
+        ("equivalence classes", str(report.classes)),
+        ("k-anonymity (smallest class)", str(report.smallest_class)),
+        (
+            f"records in classes below k={report.k}",
+            f"{report.records_below_k} ({share(report.records_below_k, n)}) "
+            f"in {report.classes_below_k} classes",
+        ),
+        ("unique records (class of 1)", f"{report.unique_records} ({share(report.unique_records, n)})"),
+    ]
+    if report.sensitive is not None:
+        rows += [
+            ("sensitive field", report.sensitive),
+            ("l-diversity (smallest l)", str(report.smallest_l)),
+            (
+                f"records in classes below l={report.l}",
+                f"{report.records_below_l} ({share(report.records_below_l or 0, n)}) "
+                f"in {report.classes_below_l} classes",
+            ),
+        ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+@dataclass(slots=True)
+class TopicWindow:
+    """How a bounded read of a topic went."""
+
+    read: int = 0
+    undecodable: int = 0
+
+
+def read_topic(
+    kafka: dict[str, Any],
+    topic: str,
+    decode: Callable[[bytes], dict[str, Any]],
+    max_records: int,
+    stats: TopicWindow,
+    idle_timeout_s: float = 10.0,
+) -> Iterator[dict[str, Any]]:
+    """Decoded records of ``topic`` from the beginning up to ``max_records`` or the end offsets at start.
+
+    Reads committed records only and commits nothing (a throwaway group id).
+    """
+    consumer = Consumer(
+        {
+            **kafka,
+            "group.id": f"stream-anon-risk-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise LookupError(f"topic {topic} does not exist")
+        remaining: dict[int, int] = {}
+        starts = []
+        for p in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                remaining[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        consumer.assign(starts)
+        last = time.monotonic()
+        while remaining and stats.read + stats.undecodable < max_records:
+            messages = consumer.consume(min(500, max_records - stats.read - stats.undecodable), 0.5)
+            if not messages:
+                # A transaction marker may sit at the end offset: the position passes it, no record does.
+                for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                    if tp.offset >= remaining[tp.partition]:
+                        del remaining[tp.partition]
+                if time.monotonic() - last > idle_timeout_s:
+                    break
+            for message in messages:
+                last = time.monotonic()
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise OSError(f"consumer error: {error.str()}")
+                    continue
+                partition, offset = message.partition() or 0, message.offset() or 0
+                if partition in remaining and offset + 1 >= remaining[partition]:
+                    del remaining[partition]
+                try:
+                    record = decode(message.value() or b"")
+                except WireError:
+                    stats.undecodable += 1
+                    continue
+                stats.read += 1
+                yield record
+    finally:
+        consumer.close()
