@@ -451,7 +451,9 @@ class Worker:
                 t0 = time.perf_counter()
                 batch = self.source.poll_batch(s.batch_size, s.poll_timeout_s)
                 if not batch.records:
-                    if until_idle_s is not None and time.monotonic() - last_records >= until_idle_s:
+                    if not self.source.assigned:
+                        last_records = time.monotonic()  # idle means assigned and nothing to read
+                    elif until_idle_s is not None and time.monotonic() - last_records >= until_idle_s:
                         break
                     continue
                 last_records = time.monotonic()

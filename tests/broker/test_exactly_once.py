@@ -78,6 +78,8 @@ def setup(tmp_path: Path, keys_file: Path, count: int) -> tuple[dict[str, str], 
         transactional_id=unique("tx"),
         batch_size=200,
         log_format="json",
+        # a killed member holds its partitions until its session times out: keep the test short
+        kafka=json.dumps({"session.timeout.ms": 8000, "heartbeat.interval.ms": 1000}),
     )
     return env, raw, out, dlq
 
