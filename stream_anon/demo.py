@@ -38,7 +38,6 @@ SHOWN_FIELDS = (
     "postal_code",
     "age",
     "rating",
-    "comment",
 )
 
 
@@ -218,11 +217,19 @@ def report(
     for msg in read_topic(settings.bootstrap_servers, settings.dlq_topic):
         headers = dict(msg.headers() or [])
         reasons[headers.get(HEADER_PREFIX + "reason", b"?").decode()] += 1
-    for source, record in sorted(sanitized)[:shown]:
+    # show the records whose free text held PII first: that is where the scan earns its keep
+    def interesting(item: tuple[tuple[int, int], dict[str, Any]]) -> tuple[bool, tuple[int, int]]:
+        source, record = item
+        raw = raw_by_offset.get(source, {})
+        return (raw.get("comment") == record.get("comment"), source)
+
+    for source, record in sorted(sanitized, key=interesting)[:shown]:
         raw = raw_by_offset.get(source)
         if raw is not None:
             click.echo(f"\nrecord from partition {source[0]} offset {source[1]}:")
             click.echo(side_by_side(raw, record))
+            click.echo(f"  comment, raw:       {raw.get('comment')}")
+            click.echo(f"  comment, sanitized: {record.get('comment')}")
     return len(sanitized), reasons
 
 

@@ -165,6 +165,9 @@ class WindowedAggregation:
         event_ms = self._event_time(record, timestamp_ms)
         if event_ms is None:
             return self._skip(SkipReason.MISSING_EVENT_TIME)
+        # Every timed record shows how far its partition has got, even one skipped or late below.
+        if event_ms > self._max_by_partition.get(position, event_ms - 1):
+            self._max_by_partition[position] = event_ms
         user = _lookup(record, self._user)
         if user is None or user == "":
             return self._skip(SkipReason.MISSING_USER)
@@ -190,8 +193,6 @@ class WindowedAggregation:
             window.first_offsets[position] = offset
         window.records_seen += 1
         self._keep(window, str(user), cohort, values)
-        if event_ms > self._max_by_partition.get(position, event_ms - 1):
-            self._max_by_partition[position] = event_ms
         self._accepted += 1
         return Added.ACCEPTED
 

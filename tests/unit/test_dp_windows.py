@@ -171,11 +171,12 @@ def test_committable_offsets_stop_at_the_first_record_of_an_open_window() -> Non
     agg = WindowedAggregation(settings())
     p0, p1 = ("t", 0), ("t", 1)
     agg.add(rec("a", "DE", DAY + 1), position=p0, offset=10)
-    agg.add(rec("b", "DE", 2 * DAY + 1), position=p0, offset=11)
+    agg.add(rec("b", "DE", 2 * DAY + 2 * HOUR), position=p0, offset=11)
     agg.add(rec("c", "DE", DAY + 2), position=p1, offset=40)
     assert agg.committable_offsets() == {p0: 10, p1: 40}
-    agg.add(rec("d", "DE", 2 * DAY + 2 * HOUR), position=p1, offset=41)  # closes the first window
-    agg.close_ready()
+    agg.add(rec("d", "DE", 2 * DAY + 2 * HOUR), position=p1, offset=41)  # both partitions past day 1
+    [closed] = agg.close_ready()
+    assert closed.start_ms == DAY
     assert agg.committable_offsets() == {p0: 11, p1: 41}
     agg.close_ready(close_all=True)
     assert agg.committable_offsets() == {p0: 12, p1: 42}
@@ -187,3 +188,30 @@ def test_records_of_a_window_published_before_a_restart_are_skipped() -> None:
     assert agg.add(rec("a", "DE", DAY + 1)) is Added.SKIPPED
     assert agg.add(rec("a", "DE", 2 * DAY + 1)) is Added.ACCEPTED
     assert sample(metrics.registry, "stream_anon_aggregate_skipped_records_total", reason="replayed") == 1
+
+
+def test_a_partition_replaying_a_backlog_holds_the_watermark_back() -> None:
+    agg = WindowedAggregation(settings())
+    ahead, behind = ("t", 0), ("t", 1)
+    agg.expect([ahead, behind])
+    agg.add(rec("a", "DE", 5 * DAY), position=ahead, offset=0)
+    assert agg.close_ready() == [] and agg.watermark_ms is None  # nothing heard from the other yet
+    agg.add(rec("b", "DE", DAY + 5), position=behind, offset=0)
+    agg.close_ready()
+    assert agg.watermark_ms == DAY + 5 - HOUR
+    # The lagging partition's next record is on time although another partition is days ahead.
+    assert agg.add(rec("c", "DE", DAY + 6), position=behind, offset=1) is Added.ACCEPTED
+    agg.caught_up(behind)  # read to its end: it no longer holds the watermark
+    closed = agg.close_ready()
+    assert [w.start_ms for w in closed] == [DAY]
+    assert agg.watermark_ms == 5 * DAY - HOUR
+    assert agg.add(rec("d", "DE", DAY + 7), position=behind, offset=2) is Added.LATE
+
+
+def test_the_watermark_never_moves_backwards() -> None:
+    agg = WindowedAggregation(settings())
+    agg.add(rec("a", "DE", 3 * DAY), position=("t", 0), offset=0)
+    agg.close_ready()
+    agg.add(rec("b", "DE", DAY), position=("t", 1), offset=0)  # a new partition, far behind
+    agg.close_ready()
+    assert agg.watermark_ms == 3 * DAY - HOUR
