@@ -113,7 +113,9 @@ class OutputRecord:
     value: bytes
 
 
-def read_output(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 180.0) -> list[OutputRecord]:
+def read_output(
+    bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 180.0
+) -> list[OutputRecord]:
     """Every committed record of ``topic``, with its lineage (source partition and offset)."""
     consumer = Consumer(
         {
@@ -127,7 +129,9 @@ def read_output(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: floa
     try:
         md = consumer.list_topics(topic, timeout=10)
         partitions = list(md.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         out: list[OutputRecord] = []
         positions = dict.fromkeys(partitions, 0)
@@ -159,7 +163,9 @@ def read_output(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: floa
         consumer.close()
 
 
-def comments_of(records: Iterable[OutputRecord], schema: dict[str, Any], where: dict[tuple[int, int], int]) -> dict[int, str | None]:
+def comments_of(
+    records: Iterable[OutputRecord], schema: dict[str, Any], where: dict[tuple[int, int], int]
+) -> dict[int, str | None]:
     """Record index -> the output's ``comment``, decoding each value with the schema it was written with."""
     parsed = fastavro.parse_schema(strip_logical_types(schema))
     found: dict[int, str | None] = {}

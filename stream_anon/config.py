@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     transactional_id: str | None = None
     transaction_timeout_s: int = Field(60, ge=1)
     shutdown_timeout_s: float = Field(20.0, gt=0)
+    connect_timeout_s: float = Field(30.0, gt=0)
     stall_timeout_s: float = Field(60.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_anon.config import Settings
 from stream_anon.datagen import generate_feedback
@@ -164,8 +164,9 @@ def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
                     continue
                 idle_since = time.monotonic()
                 # a transaction's commit marker takes the last offset, so end - 1 is the last record
-                if msg.offset() >= ends[msg.partition()] - 2:
-                    remaining.discard(msg.partition())
+                offset, partition = msg.offset() or 0, msg.partition() or 0
+                if offset >= ends[partition] - 2:
+                    remaining.discard(partition)
                 yield msg
     except KafkaException as exc:
         raise click.ClickException(f"cannot read {topic}: {exc}") from None
@@ -217,6 +218,7 @@ def report(
     for msg in read_topic(settings.bootstrap_servers, settings.dlq_topic):
         headers = dict(msg.headers() or [])
         reasons[headers.get(HEADER_PREFIX + "reason", b"?").decode()] += 1
+
     # show the records whose free text held PII first: that is where the scan earns its keep
     def interesting(item: tuple[tuple[int, int], dict[str, Any]]) -> tuple[bool, tuple[int, int]]:
         source, record = item

@@ -36,7 +36,6 @@ class InputRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +207,11 @@ class Pipeline:
             entry = entries[ref]
             assert entry.plan is not None
             results = sanitize_batch(
-                entry.plan, self._verifier, [record for _, record in members], self.stage_seconds, self._on_leak
+                entry.plan,
+                self._verifier,
+                [record for _, record in members],
+                self.stage_seconds,
+                self._on_leak,
             )
             t_mid = time.perf_counter()
             for (i, _), result in zip(members, results, strict=True):

@@ -113,7 +113,9 @@ class DirectorySchemas:
                 if other is not None and owner != path and other.schema != writer.schema:
                     # Same canonical form, different annotations: which rules apply is ambiguous. Fail closed.
                     self._ambiguous.add(fp)
-                    log.error("schema_fingerprint_ambiguous", files=[owner.name, path.name], fingerprint=fp.hex())
+                    log.error(
+                        "schema_fingerprint_ambiguous", files=[owner.name, path.name], fingerprint=fp.hex()
+                    )
                     continue
                 self._by_fingerprint[fp] = WriterSchema(
                     ref=schema_ref(Framing.SINGLE_OBJECT, fp), schema=writer.schema, parsed=writer.parsed

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
 import hmac
+import json
+import signal
+import sys
 from collections.abc import Callable
 
 import structlog
@@ -14,6 +16,7 @@ from stream_anon.app import build_pipeline, load_keys
 from stream_anon.config import ConfigError, Settings
 from stream_anon.deadletter import DeadLetter
 from stream_anon.health import Health, HealthServer
+from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
@@ -131,10 +134,18 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
             settings, on_compiled=observer.compiled, on_leak=observer.leak, on_scan=observer.scanned
         )
         worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
-        worker.install_signal_handlers()
+
+        def stop(*_: object) -> None:
+            health.set_stopping()  # not ready from now on: Kubernetes stops routing to a leaving pod
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         worker.run(until_idle_s=until_idle_s)
-    except (ConfigError, WorkerError, FileNotFoundError, PermissionError) as exc:
+    except (ConfigError, WorkerError, KeysError, FileNotFoundError, PermissionError) as exc:
         log.error("worker_failed", error=str(exc))
+        # the operator's message, unscrubbed: it is built from the configuration, never from records
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         if server is not None:

@@ -11,7 +11,6 @@ aborted before the next ``consume()``, so a revoke never lands in the middle of 
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -105,7 +104,9 @@ def merge(batches: list[Batch]) -> Batch:
     return batch_of([r for b in batches for r in b.records])
 
 
-def split_around(batch: Batch, outcomes: list[Outcome], suspects: set[SourceKey]) -> list[tuple[Batch, list[Outcome]]]:
+def split_around(
+    batch: Batch, outcomes: list[Outcome], suspects: set[SourceKey]
+) -> list[tuple[Batch, list[Outcome]]]:
     """The batch as one segment, or cut so that each suspect record travels alone."""
     if not suspects or not any((r.topic, r.partition, r.offset) in suspects for r in batch.records):
         return [(batch, outcomes)]
@@ -128,7 +129,8 @@ def to_input(msg: Message) -> InputRecord:
     _, ts = msg.timestamp()
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
     assert topic is not None and partition is not None and offset is not None
-    return InputRecord(topic, partition, offset, ts, msg.key(), msg.value(), msg.headers())
+    # input headers are not carried over: they may hold PII that no rule covers
+    return InputRecord(topic, partition, offset, ts, msg.key(), msg.value())
 
 
 class Source:
@@ -239,7 +241,7 @@ class _Producing:
         topic: str,
         key: bytes | None,
         value: bytes,
-        headers: list[tuple[str, bytes]] | None,
+        headers: list[tuple[str, str | bytes | None]] | None,
         source: SourceKey,
     ) -> None:
         while True:
@@ -258,14 +260,14 @@ class _Producing:
             key = (src.topic, src.partition, src.offset)
             if isinstance(outcome, Sanitized):
                 # lineage: which input record this is, so readers can audit exactly-once end to end
-                lineage = [
+                lineage: list[tuple[str, str | bytes | None]] = [
                     (_SOURCE_TOPIC, src.topic.encode()),
                     (_SOURCE_PARTITION, str(src.partition).encode()),
                     (_SOURCE_OFFSET, str(src.offset).encode()),
                 ]
                 self._send(self.output_topic, self.output_key(src.key), outcome.value, lineage, key)
             else:
-                self._send(self.dlq_topic, src.key, src.value or b"", outcome.headers(), key)
+                self._send(self.dlq_topic, src.key, src.value or b"", list(outcome.headers()), key)
         self.producer.poll(0)
 
     def check_failures(self) -> None:
@@ -421,10 +423,6 @@ class Worker:
     def stop(self, *_: object) -> None:
         self._stop.set()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-
     def _forget_revoked(self, partitions: list[TopicPartition]) -> None:
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self._rejected = {k: v for k, v in self._rejected.items() if (k[0], k[1]) not in gone}
@@ -433,7 +431,7 @@ class Worker:
     def run(self, until_idle_s: float | None = None) -> None:
         """Process until stopped; with ``until_idle_s``, also stop after that long without records."""
         s = self._settings
-        check_topics(s)
+        check_topics(s, timeout_s=s.connect_timeout_s)
         delivery = ExactlyOnce(s) if s.delivery == "exactly_once" else AtLeastOnce(s)
         if self._output_key is not None:
             delivery.output_key = self._output_key

@@ -132,6 +132,8 @@ class AggregateJob:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # End-of-partition events tell the watermark a partition has no backlog left.
+                "enable.partition.eof": True,
                 **self._settings.librdkafka(),
             }
         )
@@ -153,6 +155,7 @@ class AggregateJob:
         partitions = sorted(metadata.topics[topic].partitions)
         # No offset given: each partition resumes from the group's committed offset (else the earliest).
         consumer.assign([TopicPartition(topic, p) for p in partitions])
+        self.core.expect((topic, p) for p in partitions)
         log.info("aggregate_assigned", topic=topic, partitions=len(partitions))
         return len(partitions)
 
@@ -195,6 +198,7 @@ class AggregateJob:
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
+                self.core.caught_up((message.topic() or "", message.partition() or 0))
                 return
             if error.fatal():
                 raise WorkerError(f"consumer error: {error.str()}")
@@ -223,11 +227,11 @@ class AggregateJob:
         offsets: dict[tuple[str, int], int],
     ) -> None:
         topic = self._s.aggregates_topic
-        failures: list[str] = []
+        failures: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
-                failures.append(err.name())
+                failures.append(err)  # inspected after flush: a callback must not call back into the client
 
         try:
             producer.begin_transaction()
@@ -236,15 +240,17 @@ class AggregateJob:
                     producer.produce(topic, encoder(record), record_key(record), on_delivery=on_delivery)
             producer.flush(self._timeout)
             if failures:
-                raise WorkerError(
-                    f"{len(failures)} aggregate write(s) failed: {', '.join(sorted(set(failures)))}"
-                )
+                codes = ", ".join(sorted({f.name() for f in failures}))
+                raise WorkerError(f"{len(failures)} aggregate write(s) failed: {codes}")
             tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), self._timeout)
             _retrying(lambda: producer.commit_transaction(self._timeout), "commit_transaction")
-        except (KafkaException, WorkerError) as exc:
+        except (KafkaException, WorkerError, SystemError) as exc:
+            # A fatal error (fenced by a newer instance) raised inside flush() while delivery callbacks
+            # run surfaces as a SystemError whose cause is the KafkaException.
+            cause = exc.__cause__ if isinstance(exc, SystemError) else exc
             self._abort(producer)
-            reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+            reason = cause.args[0].str() if isinstance(cause, KafkaException) else str(cause)
             # The ledger holds the releases: the restarted job publishes the same values, no new noise.
             raise WorkerError(f"publishing aggregates failed, transaction aborted: {reason}") from None
         for release in releases:

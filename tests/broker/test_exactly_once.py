@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from kafkatools import REPO, Framer, create_topics, produce, read_all, start_worker, unique, worker_env
+
 from stream_anon.datagen import generate_feedback
 
 pytestmark = pytest.mark.broker

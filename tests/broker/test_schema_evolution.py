@@ -33,8 +33,14 @@ def test_v2_schema_mid_stream_without_restart(tmp_path: Path) -> None:
 
     Keys.generate().save(keys)
     settings = Settings(
-        input_topics=[raw], output_topic=out, dlq_topic=dlq, group_id=unique("g"), schemas_dir=schemas,
-        keys_file=keys, metrics_port=0, output_key="drop",
+        input_topics=[raw],
+        output_topic=out,
+        dlq_topic=dlq,
+        group_id=unique("g"),
+        schemas_dir=schemas,
+        keys_file=keys,
+        metrics_port=0,
+        output_key="drop",
     )
     compiled: list[str] = []
     pipeline = build_pipeline(settings, on_compiled=lambda entry: compiled.append(entry.writer.ref))

@@ -1,0 +1,442 @@
+"""The benchmark of issue 6: every case on the same generated data, in one run, against the real broker.
+
+    .venv/bin/python -m bench.harness [--smoke] [--out bench/results]
+
+(``bench/run.sh`` wraps it: the virtualenv, the broker.) For each case it measures saturation
+throughput on a pre-loaded topic, then end-to-end latency at half that rate, in a process of its own;
+then detection recall of cases 4 and 5 on the records both processed, and writes
+``latest.json``/``latest.md``/``latest.png``. See ``bench/README.md`` for what each case is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stream_anon.keys import Keys
+
+from bench import kafkaperf, machine, report
+from bench.children import REPO, CaseFailed, CaseProcess
+from bench.data import STRUCTURED_SCHEMA, Dataset, RAW_SCHEMA, generate, raw_schema, recall, save_values
+from bench.topics import Topics, broker_answers, comments_of, load, read_output, run_id
+
+MB = 2**20
+BATCH_SIZE = 500  # the worker's default batch_size
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    name: str
+    records: int  # in the single-partition input topic of cases 2, 3, 4, 5, 7
+    scale_records: int  # in the multi-partition input topic of case 6
+    partitions: int  # of that topic
+    kafka_records: int  # for Kafka's performance tools
+    cap_s: float  # a saturation phase ends after this long, or when its input is drained
+    latency_s: float  # duration of the paced load
+    warm_up: int  # records each case processes before anything is measured
+    idle_s: float  # input idle this long after the first record: drained
+
+
+SMOKE = Size("smoke", 400, 300, 4, 20_000, 8.0, 4.0, 32, 1.5)
+FULL = Size("full", 120_000, 12_000, 4, 1_000_000, 30.0, 20.0, 200, 2.0)
+
+CASES: dict[str, dict[str, str]] = {
+    "1-producer": {"title": "Kafka ProducerPerformance (broker ceiling, produce)", "short": "kafka produce"},
+    "1-consumer": {"title": "Kafka ConsumerPerformance (broker ceiling, consume)", "short": "kafka consume"},
+    "2": {"title": "Python pass-through worker (same client, exactly-once, bytes copied)", "short": "pass-through"},
+    "7": {"title": "codec floor (decode + re-encode, no rules)", "short": "codec floor"},
+    "3": {"title": "stream-anon, structured rules only", "short": "structured"},
+    "4": {"title": "stream-anon, full schema with scan", "short": "full + scan"},
+    "5": {"title": "naive peer (Presidio per record)", "short": "naive peer"},
+    "6-1": {"title": "stream-anon full schema, 1 process, 4 partitions", "short": "scan x1 proc"},
+    "6-2": {"title": "stream-anon full schema, 2 processes, 4 partitions", "short": "scan x2 procs"},
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Run:
+    def __init__(self, size: Size, bootstrap: str, out: Path, seed: int) -> None:
+        self.size = size
+        self.bootstrap = bootstrap
+        self.out = out
+        self.seed = seed
+        self.id = run_id()
+        self.workdir = REPO / "build" / "bench"
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        (self.workdir / "logs").mkdir(parents=True)
+        self.topics = Topics(bootstrap, f"bench-{self.id}")
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, str] = {}  # case -> its saturation output topic (for recall)
+        self.derived: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.dataset: Dataset | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        size = self.size
+        n = max(size.records, size.scale_records)
+        t0 = time.perf_counter()
+        self.dataset = generate(n, self.seed)
+        say(f"generated {n:,} records in {time.perf_counter() - t0:.1f}s, mean {self.dataset.mean_size:.0f} bytes")
+        self.data_file = self.workdir / "data.bin"
+        save_values(self.dataset, self.data_file)
+        self.keys_file = self.workdir / "keys.json"
+        Keys.generate().save(self.keys_file)
+        self.schema_dirs = {}
+        for name, source in (("full", RAW_SCHEMA), ("structured", STRUCTURED_SCHEMA)):
+            directory = self.workdir / f"schemas-{name}"
+            directory.mkdir()
+            shutil.copy(source, directory / "feedback.avsc")
+            self.schema_dirs[name] = directory
+        raw, raw_scaled = self.topics.create(["raw"]), self.topics.create(["raw-scaled"], size.partitions)
+        self.raw, self.raw_scaled = raw[0], raw_scaled[0]
+        t0 = time.perf_counter()
+        d = self.dataset
+        self.where = {pos: i for i, pos in enumerate(load(self.bootstrap, self.raw, d.keys[: size.records], d.values[: size.records]))}
+        head = d.head(size.scale_records)
+        self.where_scaled = {pos: i for i, pos in enumerate(load(self.bootstrap, self.raw_scaled, head.keys, head.values))}
+        say(f"loaded the input topics in {time.perf_counter() - t0:.1f}s")
+
+    def spec(self, case: str, schemas: str, output_key: str) -> dict[str, Any]:
+        return {
+            "data_file": str(self.data_file),
+            "warm_up": self.size.warm_up,
+            "naive_entities": sorted(
+                ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+            ),
+            "settings": {
+                "bootstrap_servers": self.bootstrap,
+                "schemas_dir": str(self.schema_dirs[schemas]),
+                "keys_file": str(self.keys_file),
+                "metrics_port": 0,
+                "output_key": output_key,
+                "delivery": "exactly_once",
+                "batch_size": BATCH_SIZE,
+                "log_level": "info",
+            },
+        }
+
+    def phase_settings(self, case: str, phase: str, input_topic: str, proc: int = 0) -> dict[str, Any]:
+        tag = f"{case}-{phase}"
+        out, dlq = self.topics.create([f"{tag}.out", f"{tag}.dlq"])
+        return {
+            "input_topics": [input_topic],
+            "output_topic": out,
+            "dlq_topic": dlq,
+            "group_id": f"bench-{self.id}-{tag}",
+            "transactional_id": f"bench-{self.id}-{tag}-{proc}",
+        }
+
+    # -- case 1 ----------------------------------------------------------------------------------------
+
+    def kafka_ceiling(self) -> None:
+        if not kafkaperf.available():
+            self.notes.append("case 1 skipped: Kafka's jars are not in .cache/kafka/libs")
+            say("case 1 skipped: no Kafka jars in .cache/kafka/libs")
+            return
+        assert self.dataset is not None
+        size = round(self.dataset.mean_size)
+        n = self.size.kafka_records
+        logs = self.workdir / "logs"
+        (topic,) = self.topics.create(["kafka-perf"])
+        say(f"case 1: ProducerPerformance, {n:,} records of {size} bytes")
+        produced = kafkaperf.producer(self.bootstrap, topic, n, size, -1, logs / "1-producer.log")
+        say(f"case 1: ConsumerPerformance, {n:,} records")
+        consumed = kafkaperf.consumer(self.bootstrap, topic, n, logs / "1-consumer.log")
+        rate = produced["records_per_s"] / 2
+        paced_n = max(100, int(rate * self.size.latency_s))
+        (paced_topic,) = self.topics.create(["kafka-perf-paced"])
+        say(f"case 1: ProducerPerformance paced at {rate:,.0f} records/s")
+        paced = kafkaperf.producer(self.bootstrap, paced_topic, paced_n, size, rate, logs / "1-paced.log")
+        self.cases["1-producer"] = {
+            **CASES["1-producer"],
+            **produced,
+            "cpu_per_1k": 1000 * produced["cpu_seconds"] / produced["records"],
+            "latency": {
+                "p50_ms": paced["latency_p50_ms"],
+                "p99_ms": paced["latency_p99_ms"],
+                "offered_rate": paced["records_per_s"],
+                "records": paced["records"],
+                "kind": "produce acknowledgement (acks=all), from ProducerPerformance",
+            },
+        }
+        self.cases["1-consumer"] = {
+            **CASES["1-consumer"],
+            **consumed,
+            "cpu_per_1k": 1000 * consumed["cpu_seconds"] / max(consumed["records"], 1),
+        }
+
+    # -- cases 2, 3, 4, 5, 7 ---------------------------------------------------------------------------
+
+    def worker_case(self, case: str, kind: str, schemas: str, output_key: str) -> None:
+        size = self.size
+        say(f"case {case}: starting its process ({CASES[case]['short']})")
+        proc = CaseProcess(f"case-{case}", kind, self.spec(case, schemas, output_key), self.workdir)
+        try:
+            ready = proc.wait_for("ready", 600)
+            if ready.get("derived_schema"):
+                self.derived[case] = ready["derived_schema"]
+            sat = self.phase_settings(case, "sat", self.raw)
+            proc.send(cmd="run", settings=sat, cap_s=size.cap_s, idle_s=size.idle_s)
+            result = proc.wait_for("result", size.cap_s + 600)
+            self.outputs[case] = sat["output_topic"]
+            rate = result["records"] / result["seconds"] if result["seconds"] > 0 else None
+            say(f"case {case}: {result['records']:,} records in {result['seconds']:.1f}s = {rate or 0:,.0f}/s")
+            latency = self.latency(proc, case, rate) if rate else None
+            bye, usage = proc.finish()
+        except BaseException:
+            proc.kill()
+            raise
+        assert self.dataset is not None
+        self.cases[case] = {
+            **CASES[case],
+            **summarize(result, self.dataset.mean_size),
+            "latency": latency,
+            "max_rss_mb": usage.max_rss_mb,
+            "process_cpu_seconds": usage.cpu_seconds,
+            "startup_s": ready.get("startup_s"),
+            "warnings": proc.warnings,
+        }
+
+    def latency(self, proc: CaseProcess, case: str, saturation: float) -> dict[str, Any]:
+        """Half the saturation rate, offered by a paced producer for ``latency_s``, read back committed."""
+        rate = saturation / 2
+        count = max(1, int(rate * self.size.latency_s))
+        (raw,) = self.topics.create([f"{case}-lat.raw"])
+        settings = self.phase_settings(case, "lat", raw)
+        proc.send(cmd="run", settings=settings, cap_s=1e9, idle_s=1e9)
+        proc.wait_for("assigned", 120)
+        logs = self.workdir / "logs"
+        arrivals, sends = self.workdir / f"{case}-arrived.json", self.workdir / f"{case}-sent.json"
+        timeout = self.size.latency_s + 60
+        with (logs / f"case-{case}-latency.log").open("ab") as log:
+            consumer = subprocess.Popen(
+                [sys.executable, "-m", "bench.latency", "consume", "--bootstrap", self.bootstrap,
+                 "--topic", settings["output_topic"], "--expect", str(count), "--timeout", str(timeout),
+                 "--out", str(arrivals)],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
+            )  # fmt: skip
+            assert consumer.stdout is not None
+            consumer.stdout.readline()  # "ready"
+            say(f"case {case}: paced load at {rate:,.0f} records/s for {self.size.latency_s:.0f}s")
+            producer = subprocess.run(
+                [sys.executable, "-m", "bench.latency", "produce", "--bootstrap", self.bootstrap,
+                 "--topic", raw, "--data", str(self.data_file), "--rate", str(rate),
+                 "--seconds", str(self.size.latency_s), "--out", str(sends)],
+                cwd=REPO, stderr=log, timeout=timeout + 60, check=False,
+            )  # fmt: skip
+            consumer.wait(timeout + 30)
+        proc.send(cmd="stop")
+        proc.wait_for("result", 120)
+        if producer.returncode != 0 or consumer.returncode != 0:
+            raise CaseFailed(f"case {case}: the latency producer or consumer failed (log: {logs})")
+        sent = json.loads(sends.read_text(encoding="utf-8"))
+        arrived = json.loads(arrivals.read_text(encoding="utf-8"))["arrived"]
+        return latency_stats(sent, arrived)
+
+    # -- case 6 ----------------------------------------------------------------------------------------
+
+    def scaling(self, processes: int) -> None:
+        key = f"6-{processes}"
+        say(f"case {key}: starting {processes} process(es)")
+        procs = [
+            CaseProcess(f"case-{key}-{i}", "stream-anon", self.spec(key, "full", "hmac"), self.workdir)
+            for i in range(processes)
+        ]
+        try:
+            readies = [p.wait_for("ready", 600) for p in procs]
+            base = self.phase_settings(key, "sat", self.raw_scaled)
+            for i, p in enumerate(procs):
+                p.send(cmd="run", settings={**base, "transactional_id": f"{base['transactional_id']}-{i}"},
+                       cap_s=self.size.cap_s, idle_s=self.size.idle_s + 2)  # fmt: skip
+            results = [p.wait_for("result", self.size.cap_s + 600) for p in procs]
+            finished = [p.finish() for p in procs]
+        except BaseException:
+            for p in procs:
+                p.kill()
+            raise
+        assert self.dataset is not None
+        active = [r for r in results if r["records"]]
+        records = sum(r["records"] for r in results)
+        first = min(r["first_unix"] for r in active)
+        last = max(r["last_unix"] for r in active)
+        seconds = last - first
+        cpu = sum(r["cpu_seconds"] for r in results)
+        self.cases[key] = {
+            **CASES[key],
+            "records": records,
+            "seconds": seconds,
+            "records_per_s": records / seconds if seconds > 0 else None,
+            "mb_per_s": records * self.dataset.mean_size / seconds / MB if seconds > 0 else None,
+            "cpu_seconds": cpu,
+            "cpu_per_1k": 1000 * cpu / records if records else None,
+            "max_rss_mb": max(usage.max_rss_mb for _, usage in finished),
+            "per_process": [
+                {"records": r["records"], "seconds": r["seconds"], "max_rss_mb": usage.max_rss_mb,
+                 "startup_s": ready.get("startup_s")}
+                for r, (_, usage), ready in zip(results, finished, readies, strict=True)
+            ],  # fmt: skip
+            "latency": None,
+            "partitions": self.size.partitions,
+        }
+        say(f"case {key}: {records:,} records in {seconds:.1f}s = {self.cases[key]['records_per_s'] or 0:,.0f}/s")
+
+    # -- recall ----------------------------------------------------------------------------------------
+
+    def recall(self) -> dict[str, Any]:
+        assert self.dataset is not None
+        found: dict[str, dict[int, str | None]] = {}
+        for case in ("4", "5"):
+            if case not in self.outputs:
+                return {}
+            schema = self.derived.get(case) or raw_schema()
+            found[case] = comments_of(read_output(self.bootstrap, self.outputs[case]), schema, self.where)
+        both = sorted(set(found["4"]) & set(found["5"]))
+        result: dict[str, Any] = {"records": len(both)}
+        for case in ("4", "5"):
+            result[case] = recall(self.dataset, {i: found[case][i] for i in both}).to_json()
+        return result
+
+    def cleanup(self) -> None:
+        try:
+            self.topics.delete_all()
+        except Exception as exc:  # cleanup must not hide the run's own outcome
+            say(f"could not delete the run's topics: {exc}")
+
+
+def summarize(result: dict[str, Any], mean_size: float) -> dict[str, Any]:
+    seconds = result["seconds"]
+    records = result["records"]
+    return {
+        "records": records,
+        "dead_lettered": result["dead_lettered"],
+        "seconds": seconds,
+        "records_per_s": records / seconds if seconds > 0 else None,
+        "mb_per_s": records * mean_size / seconds / MB if seconds > 0 else None,
+        "cpu_seconds": result["cpu_seconds"],
+        "cpu_per_1k": 1000 * result["cpu_seconds"] / records if records else None,
+        "stages": result.get("stages", {}),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_stats(sent: dict[str, Any], arrived: dict[str, float]) -> dict[str, Any]:
+    stamps = sent["sent"]
+    pairs = sorted((stamps[k], arrived[k] - stamps[k]) for k in arrived if k in stamps)
+    # the first 2% are the pipeline filling up; the figure is about the steady state
+    steady = [ms * 1000 for _, ms in pairs[len(pairs) // 50 :]]
+    if not steady:
+        return {"records": 0, "lost": len(stamps), "offered_rate": sent["offered_rate"]}
+    return {
+        "records": len(steady),
+        "lost": len(stamps) - len(pairs),
+        "offered_rate": sent["offered_rate"],
+        "p50_ms": percentile(steady, 0.50),
+        "p99_ms": percentile(steady, 0.99),
+        "max_ms": max(steady),
+        "mean_ms": statistics.fmean(steady),
+        "kind": "produce() call to arrival at a read_committed consumer",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks that everything works")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", help="comma-separated subset of cases: 1,2,3,4,5,6,7")
+    args = parser.parse_args(argv)
+    size = SMOKE if args.smoke else FULL
+    bootstrap = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    if not broker_answers(bootstrap):
+        say(f"no Kafka broker answers at {bootstrap} (scripts/kafka.sh start, or set STREAM_ANON_BOOTSTRAP_SERVERS)")
+        return 2
+    only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5", "6", "7"}
+    started = datetime.now(UTC)
+    load_start = machine.load_average()
+    run = Run(size, bootstrap, args.out, args.seed)
+    say(f"{size.name} run {run.id} against {bootstrap}; work files in {run.workdir}")
+    try:
+        run.prepare()
+        if "1" in only:
+            run.kafka_ceiling()
+        for case, kind, schemas, key in (
+            ("2", "passthrough", "full", "keep"),
+            ("7", "codec", "full", "keep"),
+            ("3", "stream-anon", "structured", "hmac"),
+            ("4", "stream-anon", "full", "hmac"),
+            ("5", "naive", "full", "keep"),
+        ):
+            if case in only:
+                run.worker_case(case, kind, schemas, key)
+        if "6" in only:
+            run.scaling(1)
+            run.scaling(2)
+        recall_result = run.recall()
+    finally:
+        run.cleanup()
+    assert run.dataset is not None
+    results = {
+        "mode": size.name,
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": (datetime.now(UTC) - started).total_seconds(),
+        "machine": machine.describe(kafkaperf.kafka_version()),
+        "load_average": {"start": load_start, "end": machine.load_average()},
+        "size": asdict(size),
+        "data": {
+            "seed": args.seed,
+            "records": len(run.dataset.values),
+            "mean_record_bytes": run.dataset.mean_size,
+            "comments_with_pii": sum(1 for p in run.dataset.planted if p) / len(run.dataset.planted),
+            "schema": "schemas/feedback.avsc",
+        },
+        "settings": {"batch_size": BATCH_SIZE, "delivery": "exactly_once", "bootstrap": bootstrap},
+        "cases": run.cases,
+        "recall": recall_result,
+        "notes": NOTES + run.notes,
+    }
+    paths = report.write(results, args.out)
+    say("wrote " + ", ".join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths.values()))
+    print(paths["md"].read_text(encoding="utf-8"))
+    return 0
+
+
+NOTES = [
+    "records/s: records delivered (sanitized or dead-lettered) divided by the window from the first record "
+    "consumed to the last batch committed, on a topic loaded before the case starts; start-up and warm-up "
+    "(plan compiled, spaCy loaded) are outside the window.",
+    "MB/s: input record bytes (2^20 bytes per MB) per second.",
+    "CPU s / 1k rec: CPU seconds of the case's whole process (all threads, librdkafka's included) inside the "
+    "window, per 1,000 records. For case 1 it is the JVM's total, start-up included.",
+    "peak RSS: the kernel's maximum resident set size of the case's process (wait4), warm-up included.",
+    "Latency: a paced producer offers half the case's own saturation rate; latency is from the produce() call "
+    "to the sanitized record's arrival at a read_committed consumer (same clock); the first 2% are dropped. "
+    "For case 1 it is ProducerPerformance's acknowledgement latency at half its rate.",
+    "Case 6 runs on a topic with several partitions; its rate is all processes' records over the span from "
+    "the first record any of them consumed to the last batch any of them committed.",
+    "Case 5 delivers at-least-once with auto-commit (what the naive loop does); cases 2, 3, 4, 6, 7 use "
+    "transactions (exactly-once).",
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
