@@ -6,8 +6,10 @@ child's peak RSS and CPU seconds (user + system, every thread) from the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import queue
 import subprocess
 import sys
@@ -35,15 +37,18 @@ class Usage:
 def reap(proc: subprocess.Popen[Any], started: float, timeout_s: float = 60.0) -> Usage:
     """Wait for ``proc`` and return its own rusage (not its siblings')."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.05)
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(proc.pid, signal.SIGKILL)  # not proc.kill(): its poll() would reap the child
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+    except ChildProcessError:  # already reaped elsewhere: its usage is lost
+        return Usage(proc.returncode if proc.returncode is not None else -1, 0.0, 0.0, time.monotonic() - started)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Usage(
         proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, time.monotonic() - started
@@ -120,6 +125,7 @@ class CaseProcess:
 
     def kill(self) -> None:
         if self.proc.returncode is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
             reap(self.proc, self.started)
         self._log.close()

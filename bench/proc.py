@@ -224,7 +224,7 @@ def main() -> None:
     case.warm_up(load_values(Path(spec["data_file"]), spec.get("warm_up", 200)))
     case_ref[0] = case
     events.send(
-        "ready", startup_s=time.perf_counter() - started, derived_schema=case.derived_schema, **rusage()
+        "ready", startup_s=time.perf_counter() - started, derived_schema=case.derived_schema, process=rusage()
     )
     while True:
         cmd = commands.get()
@@ -232,8 +232,8 @@ def main() -> None:
             break
         if cmd["cmd"] == "run":
             result = case.run(cmd.get("settings", {}), float(cmd["cap_s"]), float(cmd["idle_s"]))
-            events.send("result", **result, **rusage())
-    events.send("bye", **rusage())
+            events.send("result", **result, process=rusage())
+    events.send("bye", process=rusage())
 
 
 if __name__ == "__main__":

@@ -189,11 +189,16 @@ our_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
-launch() {
-  say "starting the broker on $OWN_BOOT (controller 127.0.0.1:$CPORT), log $LOG"
+ports_free() {
   if port_open "$OWN_BOOT" || port_open "127.0.0.1:$CPORT"; then
-    die "port $PORT or $CPORT is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
+    die "port $PORT or $CPORT is taken by a process that is not our broker (pid file $PIDFILE);" \
+      "stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT, or point STREAM_ANON_BOOTSTRAP_SERVERS at it"
   fi
+}
+
+launch() {
+  ports_free
+  say "starting the broker on $OWN_BOOT (controller 127.0.0.1:$CPORT), log $LOG"
   echo "==== $(date -u +%FT%TZ) start" >>"$LOG"
   # Both launchers end in `exec java`, so $! is the broker JVM itself. fd 9 (the lock) is not inherited.
   if [ -n "${KAFKA_HOME:-}" ]; then
@@ -364,6 +369,7 @@ cmd_start() {
     wait_ready
     return 0
   fi
+  ports_free  # before wiping anything: a broker we lost track of may still run on this data
   fetch
   rm -rf "$RUN"
   write_config
@@ -446,7 +452,7 @@ cmd_perf() {
 }
 
 usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

@@ -346,8 +346,16 @@ class Generalize(Operation):
 
     def _build_ip_prefix(self) -> Apply:
         v4, v6 = self.v4, self.v6
+        v4_mask = (0xFFFFFFFF << (32 - v4)) & 0xFFFFFFFF
 
         def prefix(value: str, ctx: Any) -> str:
+            parts = value.split(".")
+            # IPv4, the common case, with plain integer arithmetic (ipaddress costs ~10 us per call)
+            if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+                octets = [int(p) for p in parts]
+                if max(octets) <= 255 and all(p == "0" or p[0] != "0" for p in parts):
+                    n = (octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]) & v4_mask
+                    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}/{v4}"
             try:
                 ip = ipaddress.ip_address(value.strip())
             except ValueError:
@@ -484,8 +492,12 @@ class Noise(Operation):
             )
             zeros: list[Any] = [0] * self.POOL
         else:
+            # a sized domain lets OpenDP sample on a fixed 2^-20 grid: ~2.5x faster than exact discretization
             measurement = dp.m.make_laplace(
-                dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), float(self.scale)
+                dp.vector_domain(dp.atom_domain(T=float, nan=False), size=self.POOL),
+                dp.l1_distance(T=float),
+                float(self.scale),
+                k=-20,
             )
             zeros = [0.0] * self.POOL
         pool: list[Any] = []
