@@ -78,14 +78,20 @@ class CaseProcess:
         )
         os.close(write_fd)
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.partitions = 0  # input partitions assigned to the running phase
         threading.Thread(target=self._read, args=(read_fd,), daemon=True).start()
         self.warnings: list[str] = []
 
     def _read(self, fd: int) -> None:
         with os.fdopen(fd, "r", encoding="utf-8") as events:
             for line in events:
-                if line.strip():
-                    self._events.put(json.loads(line))
+                if not line.strip():
+                    continue
+                got = json.loads(line)
+                if got["event"] == "assigned":  # a state, not a message: keep only the latest
+                    self.partitions = int(got["partitions"])
+                else:
+                    self._events.put(got)
         self._events.put(None)
 
     def send(self, **command: Any) -> None:
@@ -110,6 +116,13 @@ class CaseProcess:
                 continue
             if got["event"] == event:
                 return got
+
+    def wait_assigned(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.partitions <= 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise CaseFailed(f"{self.name}: no partitions assigned within {timeout_s:.0f}s (log: {self.log_path})")
+            time.sleep(0.05)
 
     def finish(self) -> tuple[dict[str, Any], Usage]:
         """Ask the process to exit; its last report and the kernel's account of it."""

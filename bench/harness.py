@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,14 +102,11 @@ class Run:
             directory.mkdir()
             shutil.copy(source, directory / "feedback.avsc")
             self.schema_dirs[name] = directory
-        raw, raw_scaled = self.topics.create(["raw"]), self.topics.create(["raw-scaled"], size.partitions)
-        self.raw, self.raw_scaled = raw[0], raw_scaled[0]
+        (self.raw,) = self.topics.create(["raw"])
         t0 = time.perf_counter()
         d = self.dataset
         self.where = {pos: i for i, pos in enumerate(load(self.bootstrap, self.raw, d.keys[: size.records], d.values[: size.records]))}
-        head = d.head(size.scale_records)
-        self.where_scaled = {pos: i for i, pos in enumerate(load(self.bootstrap, self.raw_scaled, head.keys, head.values))}
-        say(f"loaded the input topics in {time.perf_counter() - t0:.1f}s")
+        say(f"loaded the input topic in {time.perf_counter() - t0:.1f}s")
 
     def spec(self, case: str, schemas: str, output_key: str) -> dict[str, Any]:
         return {
@@ -219,7 +216,7 @@ class Run:
         (raw,) = self.topics.create([f"{case}-lat.raw"])
         settings = self.phase_settings(case, "lat", raw)
         proc.send(cmd="run", settings=settings, cap_s=1e9, idle_s=1e9)
-        proc.wait_for("assigned", 120)
+        proc.wait_assigned(120)
         logs = self.workdir / "logs"
         arrivals, sends = self.workdir / f"{case}-arrived.json", self.workdir / f"{case}-sent.json"
         timeout = self.size.latency_s + 60
@@ -241,12 +238,14 @@ class Run:
             )  # fmt: skip
             consumer.wait(timeout + 30)
         proc.send(cmd="stop")
-        proc.wait_for("result", 120)
+        during = proc.wait_for("result", 120)
         if producer.returncode != 0 or consumer.returncode != 0:
             raise CaseFailed(f"case {case}: the latency producer or consumer failed (log: {logs})")
         sent = json.loads(sends.read_text(encoding="utf-8"))
         arrived = json.loads(arrivals.read_text(encoding="utf-8"))["arrived"]
-        return latency_stats(sent, arrived)
+        stats = latency_stats(sent, arrived)
+        stats["worker"] = {k: during[k] for k in ("records", "seconds", "cpu_seconds", "stages")}
+        return stats
 
     # -- case 6 ----------------------------------------------------------------------------------------
 
@@ -259,10 +258,15 @@ class Run:
         ]
         try:
             readies = [p.wait_for("ready", 600) for p in procs]
-            base = self.phase_settings(key, "sat", self.raw_scaled)
+            (topic,) = self.topics.create([f"{key}.raw"], self.size.partitions)
+            base = self.phase_settings(key, "sat", topic)
             for i, p in enumerate(procs):
                 p.send(cmd="run", settings={**base, "transactional_id": f"{base['transactional_id']}-{i}"},
                        cap_s=self.size.cap_s, idle_s=self.size.idle_s + 2)  # fmt: skip
+            # records go in only once the group has settled, so no rebalance falls inside the window
+            self.wait_balanced(procs)
+            head = self.dataset.head(self.size.scale_records)
+            load(self.bootstrap, topic, head.keys, head.values)
             results = [p.wait_for("result", self.size.cap_s + 600) for p in procs]
             finished = [p.finish() for p in procs]
         except BaseException:
@@ -294,6 +298,20 @@ class Run:
             "partitions": self.size.partitions,
         }
         say(f"case {key}: {records:,} records in {seconds:.1f}s = {self.cases[key]['records_per_s'] or 0:,.0f}/s")
+
+    def wait_balanced(self, procs: list[CaseProcess], timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        settled_since: float | None = None
+        while time.monotonic() < deadline:
+            counts = [p.partitions for p in procs]
+            if all(c > 0 for c in counts) and sum(counts) == self.size.partitions:
+                settled_since = settled_since or time.monotonic()
+                if time.monotonic() - settled_since >= 1.0:
+                    return
+            else:
+                settled_since = None
+            time.sleep(0.05)
+        raise CaseFailed(f"the group of {len(procs)} process(es) did not settle: {[p.partitions for p in procs]}")
 
     # -- recall ----------------------------------------------------------------------------------------
 
@@ -364,8 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", help="comma-separated subset of cases: 1,2,3,4,5,6,7")
+    parser.add_argument("--records", type=int, help="records in the input topic (default: by size)")
+    parser.add_argument("--cap", type=float, help="seconds a saturation phase may run (default: by size)")
+    parser.add_argument("--latency-seconds", type=float, help="seconds of paced load (default: by size)")
     args = parser.parse_args(argv)
     size = SMOKE if args.smoke else FULL
+    overrides = {"records": args.records, "cap_s": args.cap, "latency_s": args.latency_seconds}
+    size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     bootstrap = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     if not broker_answers(bootstrap):
         say(f"no Kafka broker answers at {bootstrap} (scripts/kafka.sh start, or set STREAM_ANON_BOOTSTRAP_SERVERS)")

@@ -84,10 +84,17 @@ class NaivePeer:
         )
         producer = Producer({**settings.librdkafka(), "linger.ms": 5, "compression.type": "lz4"})
 
-        def on_assign(_consumer: Any, partitions: list[Any]) -> None:
-            events.send("assigned", partitions=len(partitions))
+        assigned: set[tuple[str, int]] = set()
 
-        consumer.subscribe(list(settings.input_topics), on_assign=on_assign)
+        def on_assign(_consumer: Any, partitions: list[Any]) -> None:
+            assigned.update((tp.topic, tp.partition) for tp in partitions)
+            events.send("assigned", partitions=len(assigned))
+
+        def on_revoke(_consumer: Any, partitions: list[Any]) -> None:
+            assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+            events.send("assigned", partitions=len(assigned))
+
+        consumer.subscribe(list(settings.input_topics), on_assign=on_assign, on_revoke=on_revoke)
         stopper = Stopper(window, self._stop.set, cap_s, idle_s)
         try:
             while not self._stop.is_set():

@@ -167,14 +167,7 @@ class Case:
         if self.kind == "naive":
             return self.naive.run(settings, cap_s, idle_s, self.events)
         observer = RecordingObserver()
-        announced = threading.Event()
-
-        def on_assigned(n: int) -> None:
-            if n > 0 and not announced.is_set():
-                announced.set()
-                self.events.send("assigned", partitions=n)
-
-        observer.on_assigned = on_assigned
+        observer.on_assigned = lambda n: self.events.send("assigned", partitions=n)
         worker = Worker(
             settings, cast(Pipeline, self.pipeline), observer, output_key=output_key_function(settings)
         )

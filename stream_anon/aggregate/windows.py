@@ -43,6 +43,15 @@ def field_value(record: Mapping[str, Any], path: str) -> Any:
     return _lookup(record, tuple(path.split(".")))
 
 
+def _accessor(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A getter for one dotted path; top-level fields (the common case) skip the loop."""
+    names = tuple(path.split("."))
+    if len(names) == 1:
+        name = names[0]
+        return lambda record: record.get(name)
+    return lambda record: _lookup(record, names)
+
+
 def _lookup(record: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     value: Any = record
     for name in names:
@@ -112,12 +121,10 @@ class WindowedAggregation:
         self._metrics = metrics if metrics is not None else AggregateMetrics()
         self._is_published = is_published
         self._k = settings.max_records_per_user
-        self._user = tuple(settings.user_field.split("."))
-        self._group_by = [tuple(path.split(".")) for path in settings.group_by]
-        self._time = tuple(settings.event_time_field.split(".")) if settings.event_time_field else None
-        self._numeric = [
-            (tuple(path.split(".")), f.min, f.max, f.fill) for path, f in settings.numeric.items()
-        ]
+        self._user = _accessor(settings.user_field)
+        self._group_by = [_accessor(path) for path in settings.group_by]
+        self._time = _accessor(settings.event_time_field) if settings.event_time_field else None
+        self._numeric = [(_accessor(path), f.min, f.max, f.fill) for path, f in settings.numeric.items()]
         self._allowed: set[Cohort] | None = (
             set(known_cohorts(settings)) if settings.cohort_values is not None else None
         )
@@ -168,10 +175,10 @@ class WindowedAggregation:
         # Every timed record shows how far its partition has got, even one skipped or late below.
         if event_ms > self._max_by_partition.get(position, event_ms - 1):
             self._max_by_partition[position] = event_ms
-        user = _lookup(record, self._user)
+        user = self._user(record)
         if user is None or user == "":
             return self._skip(SkipReason.MISSING_USER)
-        cohort = tuple([_group_value(_lookup(record, names)) for names in self._group_by])
+        cohort = tuple([_group_value(get(record)) for get in self._group_by])
         if self._allowed is not None and cohort not in self._allowed:
             return self._skip(SkipReason.UNKNOWN_COHORT)
         values = self._clamped(record)
@@ -232,13 +239,13 @@ class WindowedAggregation:
     def _event_time(self, record: Mapping[str, Any], timestamp_ms: int | None) -> int | None:
         if self._time is None:
             return timestamp_ms
-        value = _lookup(record, self._time)
+        value = self._time(record)
         return value if type(value) is int else None
 
     def _clamped(self, record: Mapping[str, Any]) -> tuple[float, ...] | None:
         out = []
-        for names, low, high, fill in self._numeric:
-            value = _lookup(record, names)
+        for get, low, high, fill in self._numeric:
+            value = get(record)
             if value is None:
                 out.append(fill)
             elif (type(value) is int or type(value) is float) and value == value:
@@ -294,7 +301,8 @@ class WindowedAggregation:
         return self._skip(reason)
 
     def _advance(self, position: Position, offset: int) -> None:
-        self._next_offsets[position] = max(self._next_offsets.get(position, 0), offset + 1)
+        if offset >= self._next_offsets.get(position, 0):
+            self._next_offsets[position] = offset + 1
 
     def _skip(self, reason: SkipReason) -> Added:
         self._metrics.skipped.labels(reason.value).inc()

@@ -134,10 +134,12 @@ def risk(
     from confluent_kafka import KafkaException
 
     from stream_anon.aggregate.job import open_reader
+    from stream_anon.logs import configure_logging
     from stream_anon.risk import TopicWindow, assess, format_table, read_topic
     from stream_anon.schemas import SchemaSourceUnavailable, open_resolver
 
     settings = _settings(config)
+    configure_logging(settings.log_format, settings.log_level)  # to stderr: stdout holds the report
     fields = [f.strip() for f in quasi.split(",") if f.strip()]
     if not fields:
         _fail("--quasi-identifiers needs at least one field")

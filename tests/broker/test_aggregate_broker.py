@@ -199,7 +199,7 @@ def test_risk_reports_k_anonymity_of_the_topic(setup: Any) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     expected = assess(records, ["country", "age_band"], k=5, sensitive="rating").as_dict()
     assert report == {**expected, "undecodable": 1}
     assert (report["records"], report["smallest_class"], report["records_below_k"]) == (452, 2, 2)
@@ -218,7 +218,7 @@ def test_risk_reports_k_anonymity_of_the_topic(setup: Any) -> None:
         ],
     )
     assert table.exit_code == 0, table.output
-    assert "records read" in table.output and "100" in table.output and "DE" not in table.output
+    assert "records read" in table.stdout and "100" in table.stdout and "DE" not in table.stdout
 
 
 def test_a_second_instance_fences_the_first_so_one_process_publishes(setup: Any, tmp_path: Path) -> None:
