@@ -256,6 +256,7 @@ class Run:
             CaseProcess(f"case-{key}-{i}", "stream-anon", self.spec(key, "full", "hmac"), self.workdir)
             for i in range(processes)
         ]
+        assert self.dataset is not None
         try:
             readies = [p.wait_for("ready", 600) for p in procs]
             (topic,) = self.topics.create([f"{key}.raw"], self.size.partitions)
@@ -273,7 +274,6 @@ class Run:
             for p in procs:
                 p.kill()
             raise
-        assert self.dataset is not None
         active = [r for r in results if r["records"]]
         records = sum(r["records"] for r in results)
         first = min(r["first_unix"] for r in active)
@@ -288,6 +288,7 @@ class Run:
             "mb_per_s": records * self.dataset.mean_size / seconds / MB if seconds > 0 else None,
             "cpu_seconds": cpu,
             "cpu_per_1k": 1000 * cpu / records if records else None,
+            "cpu_share": cpu / seconds if seconds > 0 else None,
             "max_rss_mb": max(usage.max_rss_mb for _, usage in finished),
             "per_process": [
                 {"records": r["records"], "seconds": r["seconds"], "max_rss_mb": usage.max_rss_mb,
@@ -347,6 +348,7 @@ def summarize(result: dict[str, Any], mean_size: float) -> dict[str, Any]:
         "mb_per_s": records * mean_size / seconds / MB if seconds > 0 else None,
         "cpu_seconds": result["cpu_seconds"],
         "cpu_per_1k": 1000 * result["cpu_seconds"] / records if records else None,
+        "cpu_share": result["cpu_seconds"] / seconds if seconds > 0 else None,
         "stages": result.get("stages", {}),
     }
 

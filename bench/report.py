@@ -114,8 +114,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Workers: exactly-once, batches of {results['settings']['batch_size']}, one process per case.",
         "",
         "| # | case | records | records/s | MB/s | p50 ms | p99 ms | offered rec/s | peak RSS MB "
-        "| CPU s / 1k rec | recall |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU s / 1k rec | CPU share | recall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     recall = results.get("recall", {})
     for key in ORDER:
@@ -129,7 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_num(case.get('mb_per_s'), '.2f')} | {_num(lat.get('p50_ms'), ',.0f')} "
             f"| {_num(lat.get('p99_ms'), ',.0f')} | {_num(lat.get('offered_rate'), ',.0f')} "
             f"| {_num(case.get('max_rss_mb'), ',.0f')} | {_num(case.get('cpu_per_1k'), '.3f')} "
-            f"| {_num(rec, '.3f')} |"
+            f"| {_num(case.get('cpu_share'), '.0%')} | {_num(rec, '.3f')} |"
         )
     lines += ["", "## Targets (issue 6), ratios from this run", "", "| target | measured | verdict |", "|---|---:|---|"]
     for t in targets(results):

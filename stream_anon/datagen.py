@@ -13,14 +13,68 @@ from dataclasses import dataclass
 from typing import Any
 
 FIRST = [
-    "Maria", "James", "Aisha", "Wei", "Olga", "Carlos", "Priya", "Kenji", "Fatima", "Liam", "Sofia", "Mateo",
-    "Chloé", "Jürgen", "Siobhan", "Thabo", "Ngozi", "Hiroshi", "Ana", "Dmitri", "Emma", "Noah", "Zainab",
-    "Lars", "Giulia", "Mohammed", "Yuki", "Isabella", "Oluwaseun", "Søren",
+    "Maria",
+    "James",
+    "Aisha",
+    "Wei",
+    "Olga",
+    "Carlos",
+    "Priya",
+    "Kenji",
+    "Fatima",
+    "Liam",
+    "Sofia",
+    "Mateo",
+    "Chloé",
+    "Jürgen",
+    "Siobhan",
+    "Thabo",
+    "Ngozi",
+    "Hiroshi",
+    "Ana",
+    "Dmitri",
+    "Emma",
+    "Noah",
+    "Zainab",
+    "Lars",
+    "Giulia",
+    "Mohammed",
+    "Yuki",
+    "Isabella",
+    "Oluwaseun",
+    "Søren",
 ]
 LAST = [
-    "Garcia", "Smith", "Khan", "Zhang", "Ivanova", "Rodriguez", "Patel", "Tanaka", "Haddad", "O'Brien",
-    "Rossi", "Fernández", "Dubois", "Müller", "Murphy", "Nkosi", "Okafor", "Sato", "Silva", "Petrov",
-    "Johnson", "Brown", "Ahmed", "Nilsen", "Bianchi", "Hassan", "Kobayashi", "Martinez", "Adeyemi", "Yılmaz",
+    "Garcia",
+    "Smith",
+    "Khan",
+    "Zhang",
+    "Ivanova",
+    "Rodriguez",
+    "Patel",
+    "Tanaka",
+    "Haddad",
+    "O'Brien",
+    "Rossi",
+    "Fernández",
+    "Dubois",
+    "Müller",
+    "Murphy",
+    "Nkosi",
+    "Okafor",
+    "Sato",
+    "Silva",
+    "Petrov",
+    "Johnson",
+    "Brown",
+    "Ahmed",
+    "Nilsen",
+    "Bianchi",
+    "Hassan",
+    "Kobayashi",
+    "Martinez",
+    "Adeyemi",
+    "Yılmaz",
 ]
 DOMAINS = ["example.com", "mail.example.org", "inbox.example.net", "corp.example.co.uk", "example.de"]
 COUNTRIES = ["US", "GB", "DE", "FR", "IN", "JP", "BR", "NG", "ZA", "ES", "IT", "SE"]
@@ -63,17 +117,22 @@ class Planted:
 def _phone(rng: random.Random) -> str:
     area, mid, end = rng.randint(201, 989), rng.randint(200, 999), rng.randint(0, 9999)
     formats = [
-        f"({area}) {mid}-{end:04d}", f"{area}-{mid}-{end:04d}", f"{area}.{mid}.{end:04d}",
-        f"+1 {area} {mid} {end:04d}", f"+44 20 7{mid} {end:04d}", f"+49 30 {mid}{end:04d}",
-        f"0049 30 {mid} {end:04d}", f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} "
-        f"{rng.randint(10, 99)}",
+        f"({area}) {mid}-{end:04d}",
+        f"{area}-{mid}-{end:04d}",
+        f"{area}.{mid}.{end:04d}",
+        f"+1 {area} {mid} {end:04d}",
+        f"+44 20 7{mid} {end:04d}",
+        f"+49 30 {mid}{end:04d}",
+        f"0049 30 {mid} {end:04d}",
+        f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
     ]
     return rng.choice(formats)
 
 
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.8:
-        return f"{rng.choice([203, 198, 192, 100, 81, 62])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        first = rng.choice([203, 198, 192, 100, 81, 62])
+        return f"{first}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
     return f"2001:db8:{rng.randint(0, 0xFFFF):x}:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
 
 
@@ -109,18 +168,32 @@ def labelled(n: int, seed: int = 7, schema_version: int = 1) -> list[tuple[dict[
             template, entities = rng.choice(PII_TEMPLATES)
             other = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
             card = _card(rng)
-            values = {"phone": phone, "name": name, "email": email, "first": first, "other": other, "ip": ip,
-                      "card": card, "first_lower": first.lower()}
+            values = {
+                "phone": phone,
+                "name": name,
+                "email": email,
+                "first": first,
+                "other": other,
+                "ip": ip,
+                "card": card,
+                "first_lower": first.lower(),
+            }
             comment = template.format(**values)
             for entity in entities:
                 if entity == "PERSON":
                     value = name if "{name}" in template else first
-                    planted.append(Planted("PERSON", value if "{first_lower}" not in template else first.lower()))
+                    planted.append(
+                        Planted("PERSON", value if "{first_lower}" not in template else first.lower())
+                    )
                 elif entity == "PERSON_OTHER":
                     planted.append(Planted("PERSON", other))
                 else:
-                    key = {"PHONE_NUMBER": "phone", "EMAIL_ADDRESS": "email", "IP_ADDRESS": "ip",
-                           "CREDIT_CARD": "card"}[entity]
+                    key = {
+                        "PHONE_NUMBER": "phone",
+                        "EMAIL_ADDRESS": "email",
+                        "IP_ADDRESS": "ip",
+                        "CREDIT_CARD": "card",
+                    }[entity]
                     planted.append(Planted(entity, values[key]))
             if rng.random() < 0.5:
                 comment = rng.choice(CLEAN_COMMENTS) + " " + comment
@@ -141,14 +214,19 @@ def labelled(n: int, seed: int = 7, schema_version: int = 1) -> list[tuple[dict[
             "device_id": f"dev-{rng.getrandbits(64):016x}",
             "country": rng.choice(COUNTRIES),
             "postal_code": f"{rng.randint(10000, 99999)}" if rng.random() < 0.8 else None,
-            "geo": {"lat": rng.uniform(-60, 70), "lon": rng.uniform(-180, 180)} if rng.random() < 0.6 else None,
+            "geo": {"lat": rng.uniform(-60, 70), "lon": rng.uniform(-180, 180)}
+            if rng.random() < 0.6
+            else None,
             "rating": rng.randint(1, 5),
             "session_minutes": round(rng.uniform(0.5, 90), 2),
             "app_version": rng.choice(VERSIONS),
             "platform": rng.choice(PLATFORMS),
             "comment": comment if rng.random() < 0.95 else None,
             "tags": rng.sample(TAGS, rng.randint(0, 3)),
-            "attributes": {"theme": rng.choice(["dark", "light"]), "locale_hint": rng.choice(["en", "de", "fr"])},
+            "attributes": {
+                "theme": rng.choice(["dark", "light"]),
+                "locale_hint": rng.choice(["en", "de", "fr"]),
+            },
         }
         if record["comment"] is None:
             planted = []

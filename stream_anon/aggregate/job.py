@@ -40,6 +40,10 @@ from stream_anon.worker import WorkerError, check_topics
 log = structlog.get_logger(__name__)
 
 
+class PublishFailed(WorkerError):
+    """A release could not be published (transaction aborted, fenced by a newer instance)."""
+
+
 class RecordReader(Protocol):
     def read(self, value: bytes) -> dict[str, Any]: ...
 
@@ -252,7 +256,7 @@ class AggregateJob:
             self._abort(producer)
             reason = cause.args[0].str() if isinstance(cause, KafkaException) else str(cause)
             # The ledger holds the releases: the restarted job publishes the same values, no new noise.
-            raise WorkerError(f"publishing aggregates failed, transaction aborted: {reason}") from None
+            raise PublishFailed(f"publishing aggregates failed, transaction aborted: {reason}") from None
         for release in releases:
             self._ledger.mark_published(release.start_ms)
             self.metrics.windows.inc()

@@ -57,12 +57,15 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     See docs/privacy.md. Exits 2 on a configuration, ledger or connectivity error, 1 when a
     publication fails (a restart publishes the same values).
     """
-    from stream_anon.aggregate.job import AggregateJob
+    from confluent_kafka import KafkaException
+
+    from stream_anon.aggregate.job import AggregateJob, PublishFailed
     from stream_anon.aggregate.ledger import Ledger, LedgerError, Limits
     from stream_anon.aggregate.metrics import AggregateMetrics
     from stream_anon.aggregate.settings import aggregate_settings
     from stream_anon.health import Health, HealthServer
     from stream_anon.logs import configure_logging
+    from stream_anon.schemas import SchemaSourceUnavailable
     from stream_anon.worker import WorkerError
 
     settings = _settings(config)
@@ -83,11 +86,13 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
             job = AggregateJob(settings, agg, ledger, metrics, health)
             job.install_signal_handlers()
             job.run(until_idle_s=until_idle, close_open_windows=close_open_windows)
-    except (ConfigError, LedgerError, FileNotFoundError, PermissionError) as exc:
-        _fail(str(exc))
-    except WorkerError as exc:
+    except (PublishFailed, SchemaSourceUnavailable) as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1 if "publishing" in str(exc) else 2)
+        sys.exit(1)
+    except (ConfigError, LedgerError, WorkerError, FileNotFoundError, PermissionError) as exc:
+        _fail(str(exc))
+    except KafkaException as exc:
+        _fail(f"Kafka: {exc.args[0].str()}")
     finally:
         if server is not None:
             server.stop()

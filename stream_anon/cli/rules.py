@@ -87,7 +87,9 @@ def lint(paths: tuple[Path, ...], keys_path: Path | None) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=SCHEMA_PATHS)
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True
+)
 def catalog(paths: tuple[Path, ...], fmt: str) -> None:
     """The PII inventory: each field path, its type, entity, operation and derived type."""
     entries: list[tuple[str, FieldRule]] = []
@@ -99,16 +101,28 @@ def catalog(paths: tuple[Path, ...], fmt: str) -> None:
         name = f"{plan.writer_schema.get('namespace', '')}.{plan.writer_schema['name']}".lstrip(".")
         entries.extend((name, rule) for rule in plan.field_rules)
     if fmt == "json":
-        click.echo(json.dumps([
-            {"schema": s, "path": r.path, "type": r.avro_type, "entity": r.entity, "operation": r.op,
-             "derived_type": r.derived_type}
-            for s, r in entries
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "schema": s,
+                        "path": r.path,
+                        "type": r.avro_type,
+                        "entity": r.entity,
+                        "operation": r.op,
+                        "derived_type": r.derived_type,
+                    }
+                    for s, r in entries
+                ],
+                indent=2,
+            )
+        )
         return
     click.echo("| schema | field | type | entity | operation | derived type |")
     click.echo("|---|---|---|---|---|---|")
     for s, r in entries:
-        click.echo(f"| {s} | `{r.path}` | {r.avro_type} | {r.entity or ''} | {r.op} | {r.derived_type or '(dropped)'} |")
+        derived = r.derived_type or "(dropped)"
+        click.echo(f"| {s} | `{r.path}` | {r.avro_type} | {r.entity or ''} | {r.op} | {derived} |")
 
 
 @click.group()
@@ -133,15 +147,27 @@ def keys() -> None:
 
 
 @keys.command()
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the new keys file (mode 0600).")
-@click.option("--name", "names", multiple=True, default=("default",), show_default=True,
-              help="Key names to create (repeatable).")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the new keys file (mode 0600).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    default=("default",),
+    show_default=True,
+    help="Key names to create (repeatable).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file (its secrets are lost).")
 def generate(output: Path, names: tuple[str, ...], force: bool) -> None:
     """Write a keys file with fresh random secrets."""
     if output.exists() and not force:
-        raise click.ClickException(f"{output} exists; rotate it with `stream-anon keys rotate` or pass --force")
+        raise click.ClickException(
+            f"{output} exists; rotate it with `stream-anon keys rotate` or pass --force"
+        )
     Keys.generate(tuple(names)).save(output)
     click.echo(f"wrote {output} with key(s) {', '.join(names)} (mode 0600)", err=True)
 
@@ -162,8 +188,13 @@ def rotate(file: Path, name: str) -> None:
 
 
 @click.command(name="detokenize")
-@click.option("--keys", "keys_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The keys file the tokens were made with.")
+@click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The keys file the tokens were made with.",
+)
 @click.argument("tokens", nargs=-1, required=True)
 def detokenize_command(keys_path: Path, tokens: tuple[str, ...]) -> None:
     """Reverse tokenize values (authorized re-identification). Exit 1 if any token does not verify."""

@@ -43,8 +43,7 @@ class ValueRuleError(Exception):
 def base_type(avro: AvroType) -> str:
     """The underlying primitive name of a leaf type (``{"type": "long", "logicalType": ...}`` -> long)."""
     if isinstance(avro, dict):
-        inner = avro.get("type")
-        return inner if isinstance(inner, str) and inner not in ("record", "enum", "fixed", "array", "map") else inner
+        return str(avro.get("type"))
     return str(avro)
 
 
@@ -69,14 +68,18 @@ class Operation:
         if missing:
             raise RuleError(f"{self.name}: missing parameter(s) {', '.join(sorted(missing))}")
         for key, kind in self.params.items():
-            if key in spec and (not isinstance(spec[key], kind) or isinstance(spec[key], bool) and kind is not bool):
+            if key in spec and (
+                not isinstance(spec[key], kind) or (isinstance(spec[key], bool) and kind is not bool)
+            ):
                 raise RuleError(f"{self.name}: parameter {key!r} has the wrong type")
         self.spec = spec
         self.avro = avro
         self.base = base_type(avro)
         self.keys = keys
         if self.accepts is not None and self.base not in self.accepts:
-            raise RuleError(f"{self.name} cannot apply to type {self.base} (accepts {', '.join(sorted(self.accepts))})")
+            raise RuleError(
+                f"{self.name} cannot apply to type {self.base} (accepts {', '.join(sorted(self.accepts))})"
+            )
         self.check()
 
     def check(self) -> None:
@@ -166,7 +169,7 @@ class Mask(Operation):
             raise RuleError("mask: mode must be chars or email")
 
     def build(self) -> Apply:
-        first, last, char = self.first, self.last, self.char
+        first, last, char = self.first, self.last, str(self.char)
 
         def chars(value: str) -> str:
             n = len(value)
@@ -281,8 +284,12 @@ def detokenize(keys: Keys, token: str) -> str:
 
 
 _TIME_UNITS = ("minute", "hour", "day", "month")
-_TIME_SCALE = {"timestamp-millis": 1_000, "timestamp-micros": 1_000_000, "local-timestamp-millis": 1_000,
-               "local-timestamp-micros": 1_000_000}
+_TIME_SCALE = {
+    "timestamp-millis": 1_000,
+    "timestamp-micros": 1_000_000,
+    "local-timestamp-millis": 1_000,
+    "local-timestamp-micros": 1_000_000,
+}
 
 
 @register
@@ -290,9 +297,18 @@ class Generalize(Operation):
     name = "generalize"
     accepts = frozenset({"string", "int", "long", "float", "double"})
     params: ClassVar[dict[str, type | tuple[type, ...]]] = {
-        "method": str, "ipv4_prefix": int, "ipv6_prefix": int, "unit": str, "width": (int, float),
-        "min": (int, float), "max": (int, float), "length": int, "decimals": int, "subject": str,
-        "max_days": int, "key": str,
+        "method": str,
+        "ipv4_prefix": int,
+        "ipv6_prefix": int,
+        "unit": str,
+        "width": (int, float),
+        "min": (int, float),
+        "max": (int, float),
+        "length": int,
+        "decimals": int,
+        "subject": str,
+        "max_days": int,
+        "key": str,
     }
     required = frozenset({"method"})
     METHODS: ClassVar[dict[str, frozenset[str]]] = {
@@ -318,7 +334,9 @@ class Generalize(Operation):
             if self.spec.get("unit", "day") not in _TIME_UNITS:
                 raise RuleError(f"generalize time: unit must be one of {', '.join(_TIME_UNITS)}")
             if self.base != "string" and logical_type(self.avro) not in _TIME_SCALE:
-                raise RuleError("generalize time needs a timestamp-millis/micros logical type or an ISO string")
+                raise RuleError(
+                    "generalize time needs a timestamp-millis/micros logical type or an ISO string"
+                )
         elif method == "bucket":
             width = self.spec.get("width", 10)
             if width <= 0:
@@ -434,7 +452,7 @@ class Generalize(Operation):
             if subject is None:
                 raise ValueRuleError("date_shift subject is null")
             digest = hmac.new(secret, str(subject).encode(), hashlib.sha256).digest()
-            # a non-zero whole number of days in [-max_days, max_days], the same for every record of the subject
+            # a non-zero number of days in [-max_days, max_days], the same for all of a subject's records
             days = int.from_bytes(digest[:8], "big") % (2 * span) - span
             days += days >= 0
             return int(value + days * day)
@@ -527,7 +545,10 @@ class Scan(Operation):
     accepts = frozenset({"string"})
     generated = False  # the text is the user's: the verifier checks what remains of it
     params: ClassVar[dict[str, type | tuple[type, ...]]] = {
-        "entities": list, "threshold": (int, float), "replace": str, "key": str,
+        "entities": list,
+        "threshold": (int, float),
+        "replace": str,
+        "key": str,
     }
 
     def check(self) -> None:

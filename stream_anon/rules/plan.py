@@ -13,14 +13,13 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stream_anon.keys import Keys
 from stream_anon.rules.operations import (
     REGISTRY,
     Apply,
-    Operation,
     RuleError,
     Scan,
     ValueRuleError,
@@ -214,8 +213,11 @@ class _Compiler:
         if spec is None:
             if self._is_record(ftype, namespace):
                 return self.typed(ftype, path, namespace, None, entity)
-            self.problem(path, "no anon annotation, record default or tag policy covers this field",
-                         "unannotated_field")
+            self.problem(
+                path,
+                "no anon annotation, record default or tag policy covers this field",
+                "unannotated_field",
+            )
             self.rules.append(FieldRule(path, _type_name(ftype), entity, "(none)", "none", None))
             return None
         if spec["op"] == "drop":
@@ -253,23 +255,35 @@ class _Compiler:
             non_null = [b for b in resolved if b != "null"]
             if len(non_null) == 1 and len(resolved) == 2:
                 inner, out, changed, may_defer = self.typed(non_null[0], path, namespace, spec, entity)
-                out_union = out if isinstance(out, list) else ["null", out] if resolved[0] == "null" else [out, "null"]
+                out_union = (
+                    out
+                    if isinstance(out, list)
+                    else ["null", out]
+                    if resolved[0] == "null"
+                    else [out, "null"]
+                )
                 if inner is None:
                     return None, out_union, changed, may_defer
                 return _nullable(inner), out_union, changed, may_defer
             if spec is None or spec["op"] not in ("keep", "redact"):
                 raise RuleError("unions of several non-null types take only keep, drop or redact")
             if spec["op"] == "keep":
-                self.rules.append(FieldRule(path, _type_name(avro), entity, "keep", "field", _type_name(avro)))
+                self.rules.append(
+                    FieldRule(path, _type_name(avro), entity, "keep", "field", _type_name(avro))
+                )
                 return None, avro, False, False
             self.rules.append(FieldRule(path, _type_name(avro), entity, "redact", "field", "null"))
             return (lambda v, ctx: None), "null", True, False
         if isinstance(resolved, dict) and resolved.get("type") == "array":
-            inner, out, changed, may_defer = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity)
+            inner, out, changed, may_defer = self.typed(
+                resolved["items"], f"{path}[]", namespace, spec, entity
+            )
             derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": out}
             return (None if inner is None else _array(inner, may_defer)), derived, changed, may_defer
         if isinstance(resolved, dict) and resolved.get("type") == "map":
-            inner, out, changed, may_defer = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity)
+            inner, out, changed, may_defer = self.typed(
+                resolved["values"], f"{path}{{}}", namespace, spec, entity
+            )
             derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "values": out}
             return (None if inner is None else _map(inner, may_defer)), derived, changed, may_defer
         if isinstance(resolved, dict) and resolved.get("type") == "record":
@@ -277,8 +291,15 @@ class _Compiler:
             if spec is not None:
                 if spec["op"] == "keep":
                     self.rules.append(FieldRule(path, full, entity, "keep", "field", full))
-                    return None, _strip_annotations(resolved) if full not in self.derived_named else full, False, False
-                raise RuleError(f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole")
+                    return (
+                        None,
+                        _strip_annotations(resolved) if full not in self.derived_named else full,
+                        False,
+                        False,
+                    )
+                raise RuleError(
+                    f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole"
+                )
             if full in self.derived_named:
                 raise RuleError(f"record {full} is used twice; define it once per schema")
             self.derived_named.add(full)
@@ -307,7 +328,9 @@ class _Compiler:
         if spec["op"] == "keep" or out_type == resolved:
             out_type = avro
         changed = out_type != avro
-        self.rules.append(FieldRule(path, _type_name(avro), entity, spec["op"], "field", _type_name(out_type)))
+        self.rules.append(
+            FieldRule(path, _type_name(avro), entity, spec["op"], "field", _type_name(out_type))
+        )
         if op.generated:
             self.generated.add(path)  # leaf path in the verifier's notation (tags[], attrs{})
         if isinstance(op, Scan):
@@ -362,7 +385,11 @@ def _type_name(avro: Any) -> str:
 
 def _strip_annotations(schema: Any) -> Any:
     if isinstance(schema, dict):
-        return {k: _strip_annotations(v) for k, v in schema.items() if k not in ANNOTATIONS and k != "confluent:tags"}
+        return {
+            k: _strip_annotations(v)
+            for k, v in schema.items()
+            if k not in ANNOTATIONS and k != "confluent:tags"
+        }
     if isinstance(schema, list):
         return [_strip_annotations(s) for s in schema]
     return schema
@@ -429,7 +456,9 @@ def _as_apply(fn: Callable[[dict[str, Any], Ctx], dict[str, Any]]) -> Apply:
     return fn
 
 
-def _record_fn(steps: list[tuple[str, Apply | None, bool]]) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
+def _record_fn(
+    steps: list[tuple[str, Apply | None, bool]],
+) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
     kept = tuple(name for name, fn, _ in steps if fn is None)
     transformed = tuple((name, fn) for name, fn, d in steps if fn is not None and not d)
     deferring = tuple((name, fn) for name, fn, d in steps if fn is not None and d)
@@ -495,13 +524,18 @@ class Plan:
                 results.append(RuleFailure(ctx.path or "?", "ValueRuleError", str(exc)))
             except (KeyError, TypeError, AttributeError) as exc:
                 del deferred[mark:]
-                results.append(RuleFailure(ctx.path or "?", type(exc).__name__, "record does not match its schema"))
+                results.append(
+                    RuleFailure(ctx.path or "?", type(exc).__name__, "record does not match its schema")
+                )
         if deferred:
             self._run_scans(records, deferred, results)
         return results
 
     def _run_scans(
-        self, records: list[dict[str, Any]], deferred: list[Deferred], results: list[dict[str, Any] | RuleFailure]
+        self,
+        records: list[dict[str, Any]],
+        deferred: list[Deferred],
+        results: list[dict[str, Any] | RuleFailure],
     ) -> None:
         if self._scanner is None:
             raise RuntimeError("plan has scan rules but no scanner")
@@ -520,19 +554,24 @@ class Plan:
         for items in by_group.values():
             group = items[0].group
             spans = self._scanner.detect_batch(
-                [d.text for d in items], [known(d.record) for d in items],
-                entities=group.entities, threshold=group.threshold,
+                [d.text for d in items],
+                [known(d.record) for d in items],
+                entities=group.entities,
+                threshold=group.threshold,
             )
-            pseudonym = None
-            if group.replace == "hmac" and group.key is not None:
-                key_name = group.key
-                keys = self._keys
-
-                def pseudonym(entity: str, text: str, key_name: str = key_name) -> str:
-                    return f"<{entity}:{hmac_token(keys, key_name, text.strip().lower())}>"
-
+            pseudonym = (
+                self._pseudonym(group.key) if group.replace == "hmac" and group.key is not None else None
+            )
             for d, found in zip(items, spans, strict=True):
                 d.container[d.key] = replace_spans(d.text, found, group.replace, pseudonym)  # type: ignore[arg-type]
+
+    def _pseudonym(self, key_name: str) -> Callable[[str, str], str]:
+        keys = self._keys
+
+        def pseudonym(entity: str, text: str) -> str:
+            return f"<{entity}:{hmac_token(keys, key_name, text.strip().lower())}>"
+
+        return pseudonym
 
 
 def compile_plan(
@@ -549,8 +588,7 @@ def compile_plan(
     try:
         apply_record, derived = compiler.record(writer_schema, "", None)
     except RuleError as exc:
-        compiler.problem("", str(exc))
-        apply_record, derived = None, {}  # type: ignore[assignment]
+        raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
     if compiler.problems:
         raise SchemaRulesError(compiler.problems)
     if compiler.scan_groups and scanner is None:

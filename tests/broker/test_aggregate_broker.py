@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from kafkatools import Framer, create_topics, delete_topics, produce, read_all, unique
 
 from stream_anon.aggregate import AGGREGATE_SCHEMA, AggregateMetrics, Ledger, Limits, aggregate_settings
-from stream_anon.aggregate.job import AggregateJob
+from stream_anon.aggregate.job import AggregateJob, PublishFailed
 from stream_anon.aggregate.record import PARSED_AGGREGATE_SCHEMA
 from stream_anon.cli.analytics import aggregate, risk
 from stream_anon.config import load_settings
@@ -253,6 +253,7 @@ def test_a_second_instance_fences_the_first_so_one_process_publishes(setup: Any,
     for thread in threads:
         thread.join(120)
     assert set(errors) == {"old"}
+    assert isinstance(errors["old"], PublishFailed)
     assert "publishing aggregates failed" in str(errors["old"])
     windows = sorted((r["window_start"], r["cohort"]["country"]) for r in published(aggregates))
     assert windows == [(0, "DE"), (0, "FR"), (2 * DAY, "DE"), (2 * DAY, "FR")]
