@@ -66,8 +66,8 @@ fetch() {
   mkdir -p "$CACHE"
   local fresh="$CACHE/libs.new"
   rm -rf "$fresh"
-  mvn -B -q -ntp -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$fresh" \
-    || die "mvn could not resolve the jars (see above)"
+  mvn -B -q -ntp -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$fresh" || die "mvn could not resolve the jars (see above)"
   ls "$fresh"/kafka_2.13-*.jar "$fresh"/kafka-tools-*.jar "$fresh"/log4j-slf4j-impl-*.jar >/dev/null \
     || die "resolved jars are incomplete"
   [ "$(find "$fresh" -name 'slf4j-api-*.jar' | wc -l)" = 1 ] || die "more than one slf4j-api jar resolved"
@@ -76,7 +76,7 @@ fetch() {
     rm -rf "$fresh"
   else
     rm -rf "$LIBS.old"
-    [ -d "$LIBS" ] && mv "$LIBS" "$LIBS.old"
+    if [ -d "$LIBS" ]; then mv "$LIBS" "$LIBS.old"; fi
     mv "$fresh" "$LIBS"
     rm -rf "$LIBS.old"
   fi
@@ -229,7 +229,7 @@ python_with_client() {
 # __transaction_state exists and the transaction coordinator answers).
 round_trip_python() {
   "$1" - "$BOOT" <<'PY'
-import sys, time
+import sys, time, uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -262,7 +262,8 @@ if msg is None or msg.error() or msg.value() != b"ping":
     sys.exit("consume failed: the produced record did not come back")
 c.commit(message=msg, asynchronous=False)
 c.close()
-tp = Producer({**quiet, "transactional.id": "_kafka_sh_ready"})
+# a transactional id of its own: concurrent checks must not fence each other
+tp = Producer({**quiet, "transactional.id": f"_kafka_sh_ready-{uuid.uuid4().hex[:12]}"})
 tp.init_transactions(30)
 tp.begin_transaction()
 tp.produce(topic, b"txn")
@@ -275,7 +276,7 @@ round_trip_java() {
   java_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOT" --create --if-not-exists \
     --topic _kafka_sh_ready --partitions 1 >/dev/null &&
     java_tool org.apache.kafka.tools.ProducerPerformance --topic _kafka_sh_ready --num-records 1 \
-      --record-size 8 --throughput -1 --transactional-id _kafka_sh_ready \
+      --record-size 8 --throughput -1 --transactional-id "_kafka_sh_ready-$$-$RANDOM" \
       --producer-props bootstrap.servers="$BOOT" >/dev/null
 }
 
@@ -355,7 +356,7 @@ lock() {
 
 # --- subcommands --------------------------------------------------------------------------------------
 
-cmd_fetch() { fetch; }
+cmd_fetch() { lock; fetch; }
 
 cmd_start() {
   if [ -n "$EXTERNAL" ]; then
