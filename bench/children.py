@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -48,7 +48,9 @@ def reap(proc: subprocess.Popen[Any], started: float, timeout_s: float = 60.0) -
                 break
             time.sleep(0.05)
     except ChildProcessError:  # already reaped elsewhere: its usage is lost
-        return Usage(proc.returncode if proc.returncode is not None else -1, 0.0, 0.0, time.monotonic() - started)
+        return Usage(
+            proc.returncode if proc.returncode is not None else -1, 0.0, 0.0, time.monotonic() - started
+        )
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Usage(
         proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, time.monotonic() - started
@@ -58,7 +60,9 @@ def reap(proc: subprocess.Popen[Any], started: float, timeout_s: float = 60.0) -
 class CaseProcess:
     """``python -m bench.proc`` for one case: commands on stdin, JSON events on a pipe of their own."""
 
-    def __init__(self, name: str, kind: str, spec: dict[str, Any], workdir: Path) -> None:
+    def __init__(
+        self, name: str, kind: str, spec: dict[str, Any], workdir: Path, prefix: list[str] | None = None
+    ) -> None:
         self.name = name
         spec_path = workdir / f"{name}.spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -68,7 +72,17 @@ class CaseProcess:
         self._log = self.log_path.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.proc", "--kind", kind, "--spec", str(spec_path), "--events-fd", str(write_fd)],
+            [
+                sys.executable,
+                "-m",
+                "bench.proc",
+                "--kind",
+                kind,
+                "--spec",
+                str(spec_path),
+                "--events-fd",
+                str(write_fd),
+            ],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=self._log,
@@ -121,7 +135,9 @@ class CaseProcess:
         deadline = time.monotonic() + timeout_s
         while self.partitions <= 0:
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise CaseFailed(f"{self.name}: no partitions assigned within {timeout_s:.0f}s (log: {self.log_path})")
+                raise CaseFailed(
+                    f"{self.name}: no partitions assigned within {timeout_s:.0f}s (log: {self.log_path})"
+                )
             time.sleep(0.05)
 
     def finish(self) -> tuple[dict[str, Any], Usage]:

@@ -23,12 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stream_anon.keys import Keys
-
-from bench import kafkaperf, machine, report
+from bench import kafkaperf, machine, profile, report
 from bench.children import REPO, CaseFailed, CaseProcess
-from bench.data import STRUCTURED_SCHEMA, Dataset, RAW_SCHEMA, generate, raw_schema, recall, save_values
+from bench.data import RAW_SCHEMA, STRUCTURED_SCHEMA, Dataset, generate, raw_schema, recall, save_values
 from bench.topics import Topics, broker_answers, comments_of, load, read_output, run_id
+from stream_anon.keys import Keys
 
 MB = 2**20
 BATCH_SIZE = 500  # the worker's default batch_size
@@ -47,13 +46,16 @@ class Size:
     idle_s: float  # input idle this long after the first record: drained
 
 
-SMOKE = Size("smoke", 400, 300, 4, 20_000, 8.0, 4.0, 32, 1.5)
+SMOKE = Size("smoke", 400, 300, 4, 5_000, 8.0, 4.0, 32, 1.5)
 FULL = Size("full", 120_000, 12_000, 4, 1_000_000, 30.0, 20.0, 200, 2.0)
 
 CASES: dict[str, dict[str, str]] = {
     "1-producer": {"title": "Kafka ProducerPerformance (broker ceiling, produce)", "short": "kafka produce"},
     "1-consumer": {"title": "Kafka ConsumerPerformance (broker ceiling, consume)", "short": "kafka consume"},
-    "2": {"title": "Python pass-through worker (same client, exactly-once, bytes copied)", "short": "pass-through"},
+    "2": {
+        "title": "Python pass-through worker (same client, exactly-once, bytes copied)",
+        "short": "pass-through",
+    },
     "7": {"title": "codec floor (decode + re-encode, no rules)", "short": "codec floor"},
     "3": {"title": "stream-anon, structured rules only", "short": "structured"},
     "4": {"title": "stream-anon, full schema with scan", "short": "full + scan"},
@@ -62,14 +64,24 @@ CASES: dict[str, dict[str, str]] = {
     "6-2": {"title": "stream-anon full schema, 2 processes, 4 partitions", "short": "scan x2 procs"},
 }
 
+# case, process kind, schema directory, output key
+WORKER_CASES = (
+    ("2", "passthrough", "full", "keep"),
+    ("7", "codec", "full", "keep"),
+    ("3", "stream-anon", "structured", "hmac"),
+    ("4", "stream-anon", "full", "hmac"),
+    ("5", "naive", "full", "keep"),
+)
+
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Run:
-    def __init__(self, size: Size, bootstrap: str, out: Path, seed: int) -> None:
+    def __init__(self, size: Size, bootstrap: str, out: Path, seed: int, profile: bool = False) -> None:
         self.size = size
+        self.profile = profile
         self.bootstrap = bootstrap
         self.out = out
         self.seed = seed
@@ -83,6 +95,7 @@ class Run:
         self.derived: dict[str, Any] = {}
         self.notes: list[str] = []
         self.dataset: Dataset | None = None
+        self.started: dict[str, CaseProcess] = {}
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -91,7 +104,9 @@ class Run:
         n = max(size.records, size.scale_records)
         t0 = time.perf_counter()
         self.dataset = generate(n, self.seed)
-        say(f"generated {n:,} records in {time.perf_counter() - t0:.1f}s, mean {self.dataset.mean_size:.0f} bytes")
+        say(
+            f"generated {n:,} records in {time.perf_counter() - t0:.1f}s, mean {self.dataset.mean_size:.0f} bytes"
+        )
         self.data_file = self.workdir / "data.bin"
         save_values(self.dataset, self.data_file)
         self.keys_file = self.workdir / "keys.json"
@@ -105,7 +120,12 @@ class Run:
         (self.raw,) = self.topics.create(["raw"])
         t0 = time.perf_counter()
         d = self.dataset
-        self.where = {pos: i for i, pos in enumerate(load(self.bootstrap, self.raw, d.keys[: size.records], d.values[: size.records]))}
+        self.where = {
+            pos: i
+            for i, pos in enumerate(
+                load(self.bootstrap, self.raw, d.keys[: size.records], d.values[: size.records])
+            )
+        }
         say(f"loaded the input topic in {time.perf_counter() - t0:.1f}s")
 
     def spec(self, case: str, schemas: str, output_key: str) -> dict[str, Any]:
@@ -113,7 +133,15 @@ class Run:
             "data_file": str(self.data_file),
             "warm_up": self.size.warm_up,
             "naive_entities": sorted(
-                ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+                [
+                    "PERSON",
+                    "EMAIL_ADDRESS",
+                    "PHONE_NUMBER",
+                    "IP_ADDRESS",
+                    "CREDIT_CARD",
+                    "IBAN_CODE",
+                    "US_SSN",
+                ]
             ),
             "settings": {
                 "bootstrap_servers": self.bootstrap,
@@ -179,10 +207,34 @@ class Run:
 
     # -- cases 2, 3, 4, 5, 7 ---------------------------------------------------------------------------
 
+    def process(self, name: str, kind: str, schemas: str, output_key: str) -> CaseProcess:
+        """The case's process: started now, or earlier by ``prestart``."""
+        proc = self.started.pop(name, None)
+        if proc is None:
+            proc = self.spawn(name, kind, schemas, output_key)
+        return proc
+
+    def spawn(self, name: str, kind: str, schemas: str, output_key: str) -> CaseProcess:
+        prefix = None
+        if self.profile:
+            (self.workdir / "profiles").mkdir(exist_ok=True)
+            prefix = profile.command(self.workdir / "profiles" / f"{name}.txt")
+        return CaseProcess(name, kind, self.spec(name, schemas, output_key), self.workdir, prefix)
+
+    def prestart(self, only: set[str]) -> None:
+        """Smoke size: start every case's process at once, so their start-ups overlap (nothing measured
+        in smoke mode depends on it; the full size starts each case alone, on a quiet machine)."""
+        for case, kind, schemas, key in WORKER_CASES:
+            if case in only:
+                self.started[f"case-{case}"] = self.spawn(f"case-{case}", kind, schemas, key)
+        if "6" in only:
+            for name in ("case-6-1-0", "case-6-2-0", "case-6-2-1"):
+                self.started[name] = self.spawn(name, "stream-anon", "full", "hmac")
+
     def worker_case(self, case: str, kind: str, schemas: str, output_key: str) -> None:
         size = self.size
         say(f"case {case}: starting its process ({CASES[case]['short']})")
-        proc = CaseProcess(f"case-{case}", kind, self.spec(case, schemas, output_key), self.workdir)
+        proc = self.process(f"case-{case}", kind, schemas, output_key)
         try:
             ready = proc.wait_for("ready", 600)
             if ready.get("derived_schema"):
@@ -192,7 +244,9 @@ class Run:
             result = proc.wait_for("result", size.cap_s + 600)
             self.outputs[case] = sat["output_topic"]
             rate = result["records"] / result["seconds"] if result["seconds"] > 0 else None
-            say(f"case {case}: {result['records']:,} records in {result['seconds']:.1f}s = {rate or 0:,.0f}/s")
+            say(
+                f"case {case}: {result['records']:,} records in {result['seconds']:.1f}s = {rate or 0:,.0f}/s"
+            )
             latency = self.latency(proc, case, rate) if rate else None
             bye, usage = proc.finish()
         except BaseException:
@@ -252,10 +306,7 @@ class Run:
     def scaling(self, processes: int) -> None:
         key = f"6-{processes}"
         say(f"case {key}: starting {processes} process(es)")
-        procs = [
-            CaseProcess(f"case-{key}-{i}", "stream-anon", self.spec(key, "full", "hmac"), self.workdir)
-            for i in range(processes)
-        ]
+        procs = [self.process(f"case-{key}-{i}", "stream-anon", "full", "hmac") for i in range(processes)]
         assert self.dataset is not None
         try:
             readies = [p.wait_for("ready", 600) for p in procs]
@@ -291,14 +342,20 @@ class Run:
             "cpu_share": cpu / seconds if seconds > 0 else None,
             "max_rss_mb": max(usage.max_rss_mb for _, usage in finished),
             "per_process": [
-                {"records": r["records"], "seconds": r["seconds"], "max_rss_mb": usage.max_rss_mb,
-                 "startup_s": ready.get("startup_s")}
+                {
+                    "records": r["records"],
+                    "seconds": r["seconds"],
+                    "max_rss_mb": usage.max_rss_mb,
+                    "startup_s": ready.get("startup_s"),
+                }
                 for r, (_, usage), ready in zip(results, finished, readies, strict=True)
             ],  # fmt: skip
             "latency": None,
             "partitions": self.size.partitions,
         }
-        say(f"case {key}: {records:,} records in {seconds:.1f}s = {self.cases[key]['records_per_s'] or 0:,.0f}/s")
+        say(
+            f"case {key}: {records:,} records in {seconds:.1f}s = {self.cases[key]['records_per_s'] or 0:,.0f}/s"
+        )
 
     def wait_balanced(self, procs: list[CaseProcess], timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -312,7 +369,9 @@ class Run:
             else:
                 settled_since = None
             time.sleep(0.05)
-        raise CaseFailed(f"the group of {len(procs)} process(es) did not settle: {[p.partitions for p in procs]}")
+        raise CaseFailed(
+            f"the group of {len(procs)} process(es) did not settle: {[p.partitions for p in procs]}"
+        )
 
     # -- recall ----------------------------------------------------------------------------------------
 
@@ -331,6 +390,8 @@ class Run:
         return result
 
     def cleanup(self) -> None:
+        for proc in self.started.values():
+            proc.kill()
         try:
             self.topics.delete_all()
         except Exception as exc:  # cleanup must not hide the run's own outcome
@@ -379,11 +440,14 @@ def latency_stats(sent: dict[str, Any], arrived: dict[str, float]) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run that checks that everything works")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", help="comma-separated subset of cases: 1,2,3,4,5,6,7")
+    parser.add_argument("--profile", action="store_true", help="run the case processes under py-spy")
     parser.add_argument("--records", type=int, help="records in the input topic (default: by size)")
     parser.add_argument("--cap", type=float, help="seconds a saturation phase may run (default: by size)")
     parser.add_argument("--latency-seconds", type=float, help="seconds of paced load (default: by size)")
@@ -393,24 +457,22 @@ def main(argv: list[str] | None = None) -> int:
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     bootstrap = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     if not broker_answers(bootstrap):
-        say(f"no Kafka broker answers at {bootstrap} (scripts/kafka.sh start, or set STREAM_ANON_BOOTSTRAP_SERVERS)")
+        say(
+            f"no Kafka broker answers at {bootstrap} (scripts/kafka.sh start, or set STREAM_ANON_BOOTSTRAP_SERVERS)"
+        )
         return 2
     only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5", "6", "7"}
     started = datetime.now(UTC)
     load_start = machine.load_average()
-    run = Run(size, bootstrap, args.out, args.seed)
+    run = Run(size, bootstrap, args.out, args.seed, args.profile)
     say(f"{size.name} run {run.id} against {bootstrap}; work files in {run.workdir}")
     try:
         run.prepare()
+        if size.name == "smoke":
+            run.prestart(only)
         if "1" in only:
             run.kafka_ceiling()
-        for case, kind, schemas, key in (
-            ("2", "passthrough", "full", "keep"),
-            ("7", "codec", "full", "keep"),
-            ("3", "stream-anon", "structured", "hmac"),
-            ("4", "stream-anon", "full", "hmac"),
-            ("5", "naive", "full", "keep"),
-        ):
+        for case, kind, schemas, key in WORKER_CASES:
             if case in only:
                 run.worker_case(case, kind, schemas, key)
         if "6" in only:
@@ -439,8 +501,15 @@ def main(argv: list[str] | None = None) -> int:
         "recall": recall_result,
         "notes": NOTES + run.notes,
     }
+    if args.profile:
+        results["profiles"] = {
+            p.stem: profile.summarize(p) for p in sorted((run.workdir / "profiles").glob("*.txt"))
+        }
     paths = report.write(results, args.out)
-    say("wrote " + ", ".join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths.values()))
+    say(
+        "wrote "
+        + ", ".join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths.values())
+    )
     print(paths["md"].read_text(encoding="utf-8"))
     return 0
 

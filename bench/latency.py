@@ -29,7 +29,12 @@ def produce(bootstrap: str, topic: str, data: Path, rate: float, seconds: float,
     count = max(1, int(rate * seconds))
     pairs = load_values(data, count)
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True, "compression.type": "lz4"}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 1,
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+        }
     )
     sent: dict[str, float] = {}
 
@@ -51,10 +56,14 @@ def produce(bootstrap: str, topic: str, data: Path, rate: float, seconds: float,
         producer.poll(0)
     producer.flush(60)
     elapsed = time.time() - start
-    out.write_text(json.dumps({"sent": sent, "count": count, "offered_rate": count / elapsed}), encoding="utf-8")
+    out.write_text(
+        json.dumps({"sent": sent, "count": count, "offered_rate": count / elapsed}), encoding="utf-8"
+    )
 
 
-def consume(bootstrap: str, topic: str, expect: int, timeout_s: float, out: Path, idle_s: float = 5.0) -> None:
+def consume(
+    bootstrap: str, topic: str, expect: int, timeout_s: float, out: Path, idle_s: float = 5.0
+) -> None:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

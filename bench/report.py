@@ -72,7 +72,9 @@ def targets(results: dict[str, Any]) -> list[Target]:
             None if rec4 is None or rec5 is None else rec4 - rec5,
             0.0,
         ),
-        Target("6 scaling", "6: 2 processes >= 1.7x 1 process", times(_ratio(r62, r61)), _ratio(r62, r61), 1.7),
+        Target(
+            "6 scaling", "6: 2 processes >= 1.7x 1 process", times(_ratio(r62, r61)), _ratio(r62, r61), 1.7
+        ),
         Target("6/5", "6: 2 processes >= 5x 5's records/s", times(_ratio(r62, r5)), _ratio(r62, r5), 5.0),
         Target(
             "p99 of 3",
@@ -97,16 +99,17 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Measured {results['started']} in {results['duration_s']:.0f} s by `bench/run.sh"
         f"{' --smoke' if results['mode'] == 'smoke' else ''}`. "
-        + ("**Smoke size: the numbers only show that the harness works; targets are not judged on them.**"
-           if results["mode"] == "smoke" else ""),
+        + (
+            "**Smoke size: the numbers only show that the harness works; targets are not judged on them.**"
+            if results["mode"] == "smoke"
+            else ""
+        ),
         "",
         f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs ({m['physical_cores']} cores), "
         f"{m['ram_gb']} GB RAM, {m['os']}; load average {results['load_average']['start']} at the start, "
         f"{results['load_average']['end']} at the end (the machine is shared: compare ratios, not absolutes). "
         f"Python {m['python']}, librdkafka {m['librdkafka']}, Kafka {m['kafka']} (single KRaft broker on "
-        f"localhost), {m['java']}; "
-        + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-        + ".",
+        f"localhost), {m['java']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v) + ".",
         "",
         f"Data: {data['records']:,} generated feedback records (seed {data['seed']}, `schemas/feedback.avsc`, "
         f"Avro single-object encoding, {data['mean_record_bytes']:.0f} bytes on average; "
@@ -131,7 +134,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_num(case.get('max_rss_mb'), ',.0f')} | {_num(case.get('cpu_per_1k'), '.3f')} "
             f"| {_num(case.get('cpu_share'), '.0%')} | {_num(rec, '.3f')} |"
         )
-    lines += ["", "## Targets (issue 6), ratios from this run", "", "| target | measured | verdict |", "|---|---:|---|"]
+    lines += [
+        "",
+        "## Targets (issue 6), ratios from this run",
+        "",
+        "| target | measured | verdict |",
+        "|---|---:|---|",
+    ]
     for t in targets(results):
         verdict = "n/a" if t.passed is None else ("PASS" if t.passed else "FAIL")
         if results["mode"] == "smoke" and t.passed is not None:
@@ -170,6 +179,12 @@ def markdown(results: dict[str, Any]) -> str:
             cells.append(_num(None if seconds is None else 1e6 * seconds / max(case["records"], 1), ",.0f"))
         if any(c != "–" for c in cells):
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    if results.get("profiles"):
+        from bench.profile import markdown as profile_markdown
+
+        lines += ["", "## Profiles (py-spy, 100 Hz)", ""]
+        for name, summary in results["profiles"].items():
+            lines += profile_markdown(name, summary)
     lines += ["", "## Notes", ""] + [f"- {n}" for n in results.get("notes", [])]
     return "\n".join(lines) + "\n"
 

@@ -13,10 +13,11 @@ from stream_anon.config import ConfigError, Settings
 from stream_anon.config import ScanSettings as ScanConfig
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
-from stream_anon.rules import Plan, compile_plan
+from stream_anon.rules import Plan, SchemaRulesError, compile_plan
 from stream_anon.rules.scan import Scanner, ScanSettings, Span
-from stream_anon.schemas import open_resolver
+from stream_anon.schemas import SchemaResolver, open_resolver
 from stream_anon.verify import Verifier
+from stream_anon.wire import decode_payload, parse_frame
 
 
 class LazyScanner:
@@ -110,3 +111,48 @@ def build_pipeline(
         on_compiled=on_compiled,
         on_leak=on_leak,
     )
+
+
+class CompileOnlyScanner:
+    """Lets ``scan`` rules compile where no text is scanned (lint, catalog, deriving schemas for readers)."""
+
+    def detect_batch(
+        self,
+        texts: Sequence[str],
+        known: Sequence[Sequence[tuple[str, str]]],
+        *,
+        entities: frozenset[str] | None = None,
+        threshold: float | None = None,
+    ) -> list[list[Span]]:
+        raise RuntimeError("this scanner only compiles rules; it never scans")
+
+
+class SanitizedReader:
+    """Decodes framed records (single-object or Confluent) with the writer schemas a resolver knows."""
+
+    def __init__(self, resolver: SchemaResolver) -> None:
+        self.resolver = resolver
+
+    def read(self, value: bytes) -> dict[str, Any]:
+        framing, ident, start = parse_frame(value)
+        writer = self.resolver.lookup(framing, ident)
+        return decode_payload(value, start, writer.parsed, writer.ref)
+
+
+def open_reader(settings: Settings) -> SanitizedReader:
+    """A reader of the sanitized topic for another process (aggregate, risk, audit).
+
+    With a registry, derived schemas resolve by id. With a schemas directory, the derived schemas are
+    not files: they are derived here from every annotated schema, exactly as the worker derives them.
+    """
+    resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
+    if resolver.directory is not None:
+        keys = load_keys(settings.keys_file) if settings.keys_file else Keys.ephemeral()
+        policy = load_tag_policy(settings.tag_policy_file)
+        for writer in resolver.directory.schemas():
+            try:
+                plan = compile_plan(writer.schema, keys, tag_policy=policy, scanner=CompileOnlyScanner())
+            except SchemaRulesError:
+                continue  # its records were dead-lettered: nothing of it is in the sanitized topic
+            resolver.directory.add(plan.derived_schema)
+    return SanitizedReader(resolver)

@@ -457,6 +457,13 @@ class Worker:
                 last_records = time.monotonic()
                 self._observer.stage("consume", time.perf_counter() - t0)
                 self._handle(batch)
+        except (KafkaException, SystemError) as exc:
+            # fatal client errors, such as being fenced by a newer instance with our transactional id;
+            # librdkafka may surface one raised inside a callback as a SystemError wrapping it
+            cause = exc if isinstance(exc, KafkaException) else exc.__cause__
+            if not isinstance(cause, KafkaException):
+                raise
+            raise WorkerError(f"Kafka client failed: {cause.args[0].str()}") from None
         finally:
             self._close()
 

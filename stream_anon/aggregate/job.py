@@ -23,7 +23,6 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from stream_anon import wire
 from stream_anon.aggregate.ledger import Ledger
 from stream_anon.aggregate.metrics import AggregateMetrics, SkipReason
 from stream_anon.aggregate.noise import Mechanisms
@@ -34,7 +33,7 @@ from stream_anon.aggregate.windows import WindowedAggregation
 from stream_anon.config import Settings
 from stream_anon.health import Health
 from stream_anon.schemas import SchemaResolver, open_resolver
-from stream_anon.wire import WireError, decode_payload, parse_frame
+from stream_anon.wire import WireError
 from stream_anon.worker import WorkerError, check_topics
 
 log = structlog.get_logger(__name__)
@@ -48,22 +47,11 @@ class RecordReader(Protocol):
     def read(self, value: bytes) -> dict[str, Any]: ...
 
 
-class ResolverReader:
-    """Decodes framed records (single-object or Confluent) with the writer schemas a resolver knows."""
+def open_reader(settings: Settings, resolver: SchemaResolver | None = None) -> RecordReader:
+    """The reader of sanitized records: the shared one, which derives the sanitized schemas itself."""
+    from stream_anon.app import open_reader as shared_reader
 
-    def __init__(self, resolver: SchemaResolver) -> None:
-        self._resolver = resolver
-
-    def read(self, value: bytes) -> dict[str, Any]:
-        framing, ident, start = parse_frame(value)
-        writer = self._resolver.lookup(framing, ident)
-        return decode_payload(value, start, writer.parsed, writer.ref)
-
-
-def open_reader(settings: Settings, resolver: SchemaResolver) -> RecordReader:
-    """The shared reader of sanitized records when ``stream_anon.wire`` offers one, else ours."""
-    shared: Callable[[Settings], RecordReader] | None = getattr(wire, "open_reader", None)
-    return shared(settings) if shared is not None else ResolverReader(resolver)
+    return shared_reader(settings)
 
 
 def _retrying(call: Callable[[], Any], what: str, attempts: int = 8) -> Any:

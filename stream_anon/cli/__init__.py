@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stream_anon import __version__
+from stream_anon.cli.analytics import aggregate, risk
 from stream_anon.cli.audit import audit
 from stream_anon.cli.demo import demo
 from stream_anon.cli.rules import catalog, detokenize_command, keys, lint, schemas
@@ -26,5 +27,5 @@ main.add_command(run)
 main.add_command(anonymize)
 main.add_command(demo)
 main.add_command(audit)
-for command in (lint, catalog, schemas, keys, detokenize_command):
+for command in (lint, catalog, schemas, keys, detokenize_command, aggregate, risk):
     main.add_command(command)

@@ -10,17 +10,11 @@ from typing import Any
 
 import click
 
+from stream_anon.app import CompileOnlyScanner
 from stream_anon.keys import Keys, KeysError
 from stream_anon.rules import FieldRule, Plan, Problem, SchemaRulesError, TokenError, compile_plan, detokenize
 
 SCHEMA_PATHS = click.Path(exists=True, path_type=Path)
-
-
-class _NoScan:
-    """Compiles ``scan`` rules without loading the NLP model: lint, catalog and derive never run them."""
-
-    def detect_batch(self, texts: Any, known: Any, *, entities: Any = None, threshold: Any = None) -> Any:
-        raise AssertionError("not used at compile time")
 
 
 def schema_files(paths: tuple[Path, ...]) -> Iterator[Path]:
@@ -39,7 +33,7 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 def compile_file(path: Path, keys: Keys | None) -> Plan:
     # Without a keys file, lint checks rules against a throwaway key so hmac/tokenize still compile.
-    return compile_plan(load_schema(path), keys or Keys.generate(), scanner=_NoScan())
+    return compile_plan(load_schema(path), keys or Keys.ephemeral(), scanner=CompileOnlyScanner())
 
 
 def _keys(path: Path | None) -> Keys | None:
