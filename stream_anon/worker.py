@@ -546,8 +546,11 @@ class Worker:
         return result
 
     def _close(self) -> None:
-        if self.delivery is not None:
-            self.delivery.close()
+        try:
+            if self.delivery is not None:
+                self.delivery.close()
+        except (KafkaException, SystemError) as exc:
+            log.warning("producer_close_failed", error=str(exc))  # offsets were never committed past it
         if self.source is not None:
             self.source.close()
         log.info("worker_stopped")
