@@ -72,17 +72,8 @@ class CaseProcess:
         self._log = self.log_path.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.proc",
-                "--kind",
-                kind,
-                "--spec",
-                str(spec_path),
-                "--events-fd",
-                str(write_fd),
-            ],
+            [*(prefix or []), sys.executable, "-m", "bench.proc", "--kind", kind, "--spec", str(spec_path),
+             "--events-fd", str(write_fd)],  # fmt: skip
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=self._log,

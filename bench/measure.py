@@ -31,6 +31,7 @@ class Window:
         self.last = 0.0
         self.last_cpu = 0.0
         self.activity = 0.0
+        self.busy = False  # between a batch consumed and its delivery: not idle, however long it takes
         self.consumed = 0
         self.sanitized = 0
         self.dead_lettered = 0
@@ -43,12 +44,14 @@ class Window:
             self.first, self.first_cpu = now, time.process_time()
         self.consumed += n
         self.activity = now
+        self.busy = True
 
     def on_delivered(self, sanitized: int, dead_lettered: int) -> None:
         self.sanitized += sanitized
         self.dead_lettered += dead_lettered
         self.last, self.last_cpu = time.perf_counter(), time.process_time()
         self.activity = self.last
+        self.busy = False
 
     def result(self) -> dict[str, Any]:
         seconds = (self.last - self.first) if self.first is not None else 0.0
@@ -82,7 +85,8 @@ class Stopper:
             w = self.window
             now = time.perf_counter()
             if self.told.is_set() or (
-                w.first is not None and (now - w.activity > self.idle_s or now - w.first > self.cap_s)
+                w.first is not None
+                and ((not w.busy and now - w.activity > self.idle_s) or now - w.first > self.cap_s)
             ):
                 self.stop()
                 return

@@ -66,8 +66,11 @@ fetch() {
   mkdir -p "$CACHE"
   local fresh="$CACHE/libs.new"
   rm -rf "$fresh"
-  mvn -B -q -ntp -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$fresh" || die "mvn could not resolve the jars (see above)"
+  if ! mvn -B -ntp -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$fresh" >"$CACHE/mvn.log" 2>&1; then
+    grep -E 'ERROR|BUILD' "$CACHE/mvn.log" >&2 || tail -30 "$CACHE/mvn.log" >&2
+    die "mvn could not resolve the jars (full log: $CACHE/mvn.log)"
+  fi
   ls "$fresh"/kafka_2.13-*.jar "$fresh"/kafka-tools-*.jar "$fresh"/log4j-slf4j-impl-*.jar >/dev/null \
     || die "resolved jars are incomplete"
   [ "$(find "$fresh" -name 'slf4j-api-*.jar' | wc -l)" = 1 ] || die "more than one slf4j-api jar resolved"

@@ -79,6 +79,9 @@ class WorkerObserver:
 
     def stats(self, stats_json: str) -> None:
         self.metrics.on_stats(stats_json)
+        self.broker_stats(stats_json)
+
+    def broker_stats(self, stats_json: str) -> None:
         # librdkafka's statistics say whether any broker connection is up: readiness recovers from them
         # even when the topic is idle after a broker outage
         try:

@@ -60,6 +60,7 @@ class Observer(Protocol):
     def assignment(self, partitions: int) -> None: ...
     def broker(self, up: bool) -> None: ...
     def stats(self, stats_json: str) -> None: ...
+    def broker_stats(self, stats_json: str) -> None: ...
 
 
 class NullObserver:
@@ -71,6 +72,7 @@ class NullObserver:
     def assignment(self, partitions: int) -> None: ...
     def broker(self, up: bool) -> None: ...
     def stats(self, stats_json: str) -> None: ...
+    def broker_stats(self, stats_json: str) -> None: ...
 
 
 class BatchAborted(Exception):
@@ -280,17 +282,29 @@ class _Producing:
         raise BatchAborted(f"{len(failures)} write(s) failed: {', '.join(codes)}", rejected)
 
 
+def producer_callbacks(observer: Observer) -> dict[str, Any]:
+    """The producer reports broker outages too: a batch in flight blocks in flush or commit, where only
+    the producer's callbacks run, so readiness must not wait for the consumer to notice."""
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            observer.broker(False)
+        log.warning("producer_error", code=err.name(), error=err.str())
+
+    return {"error_cb": on_error, "statistics.interval.ms": 5000, "stats_cb": observer.broker_stats}
+
+
 class ExactlyOnce(_Producing):
     """One transaction per batch; the consumed offsets commit inside it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: Observer) -> None:
         producer = Producer(
             {
                 "transactional.id": settings.effective_transactional_id,
                 "transaction.timeout.ms": settings.transaction_timeout_s * 1000,
                 "linger.ms": 5,
                 "compression.type": "lz4",
-                "error_cb": lambda err: log.warning("producer_error", code=err.name(), error=err.str()),
+                **producer_callbacks(observer),
                 **settings.librdkafka(),
             }
         )
@@ -336,13 +350,13 @@ class ExactlyOnce(_Producing):
 class AtLeastOnce(_Producing):
     """Idempotent producer; offsets are committed after the batch's writes are acknowledged."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: Observer) -> None:
         producer = Producer(
             {
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "compression.type": "lz4",
-                "error_cb": lambda err: log.warning("producer_error", code=err.name(), error=err.str()),
+                **producer_callbacks(observer),
                 **settings.librdkafka(),
             }
         )
@@ -432,7 +446,7 @@ class Worker:
         """Process until stopped; with ``until_idle_s``, also stop after that long without records."""
         s = self._settings
         check_topics(s, timeout_s=s.connect_timeout_s)
-        delivery = ExactlyOnce(s) if s.delivery == "exactly_once" else AtLeastOnce(s)
+        delivery = (ExactlyOnce if s.delivery == "exactly_once" else AtLeastOnce)(s, self._observer)
         if self._output_key is not None:
             delivery.output_key = self._output_key
         self.delivery = delivery
