@@ -39,7 +39,17 @@ build_helm() {
   echo "  building helm $HELM_VERSION with $(go version | cut -d' ' -f3) (go install through the module proxy; minutes)"
   local out=$WORK/gobin start=$SECONDS
   mkdir -p "$out" "$BIN"
-  GOBIN=$out GOTOOLCHAIN=local go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+  # The link flags of Helm's own release build (its Makefile): the version `helm version` prints, and the
+  # Kubernetes version of its client-go as the default of `helm template` (else v1.20, below our kubeVersion).
+  local gomod k8s_minor
+  gomod=$(GOTOOLCHAIN=local go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  k8s_minor=$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2] }' "$gomod")
+  [ -n "$k8s_minor" ] || { echo "  cannot read helm's client-go version from $gomod"; return 1; }
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+  done
+  GOBIN=$out GOTOOLCHAIN=local go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     >"$WORK/helm-build.log" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do

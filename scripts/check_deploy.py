@@ -196,7 +196,8 @@ def check_config(
         f"terminationGracePeriodSeconds {grace} <= shutdown_timeout_s {settings.shutdown_timeout_s}",
     )
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
-    problems.expect(ports.get("metrics") == settings.metrics_port, where, "metrics port != metrics_port")
+    if ports:  # the worker's; the audit serves nothing
+        problems.expect(ports.get("metrics") == settings.metrics_port, where, "metrics port != metrics_port")
 
 
 def lint_schemas(where: str, files: dict[str, str], problems: Problems) -> None:
@@ -253,6 +254,9 @@ def check_worker(doc: dict[str, Any], template: dict[str, Any], problems: Proble
         http = (container.get(probe) or {}).get("httpGet", {})
         problems.expect(http.get("path") == path, where, f"{probe} is not an HTTP GET of {path}")
         problems.expect(http.get("port") == "metrics", where, f"{probe} is not on the metrics port")
+    problems.expect(
+        any(p.get("name") == "metrics" for p in container.get("ports", [])), where, "no port named metrics"
+    )
     env = {e["name"]: e for e in container.get("env", [])}
     problems.expect(
         "$(POD_NAME)" in env.get("STREAM_ANON_TRANSACTIONAL_ID", {}).get("value", ""),

@@ -17,7 +17,7 @@ import structlog
 
 from stream_anon.deadletter import DeadLetter, Reason
 from stream_anon.rules import Plan, RuleFailure, SchemaRulesError
-from stream_anon.schemas import SchemaResolver, WriterSchema
+from stream_anon.schemas import SchemaResolver, SchemaSourceUnavailable, WriterSchema
 from stream_anon.verify import Verifier
 from stream_anon.wire import WireError, decode_payload, encode, parse_frame, strip_logical_types
 
@@ -174,6 +174,16 @@ class Pipeline:
                 reason=entry.rejection.reason.value,
                 detail=entry.rejection.message,
             )
+        except SchemaSourceUnavailable:
+            raise  # the registry is down: retry the batch later, do not condemn the schema
+        except Exception as exc:  # fastavro rejects some derived schemas (recursive named types, ...)
+            entry.plan = None
+            entry.rejection = Rejected(
+                Reason.INVALID_RULES,
+                type(exc).__name__,
+                "the sanitized schema derived from this writer schema does not parse",
+            )
+            log.warning("schema_rejected", schema=writer.ref, reason=entry.rejection.reason.value)
         self._compiled[writer.ref] = entry
         if self._on_compiled is not None:
             self._on_compiled(entry)
@@ -196,8 +206,11 @@ class Pipeline:
                     outcomes[i] = _dead_letter(rec, entry.rejection, ref)
                     continue
                 assert rec.value is not None
-                groups[ref].append((i, decode_payload(rec.value, start, writer.parsed, ref)))
+                # decode before touching ``groups``: an entry made for an undecodable first record
+                # would leave ``entries`` without its schema
+                record = decode_payload(rec.value, start, writer.parsed, ref)
                 entries[ref] = entry
+                groups[ref].append((i, record))
             except WireError as exc:
                 outcomes[i] = DeadLetter(rec, exc.reason, type(exc).__name__, str(exc), exc.schema_ref or ref)
         t1 = time.perf_counter()

@@ -218,19 +218,19 @@ class RssSampler(threading.Thread):
         self.process = psutil.Process(pid)
         self.every_s = every_s
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         t0 = time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.samples.append((time.monotonic() - t0, self.process.memory_info().rss))
             except psutil.Error:
                 return
-            self._stop.wait(self.every_s)
+            self._halt.wait(self.every_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
     @property

@@ -4,6 +4,7 @@ so the shared broker on 9092 is never disturbed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,26 @@ from kafkatools import create_topics, start_worker, unique
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 OUTAGE_S = 20.0
+NOTICE_S = 15.0  # readiness must say not-ready within this long: a probe period or two
+
+
+class ReadinessProbe(threading.Thread):
+    """Polls /readyz every half second: (monotonic time, HTTP status)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True, name="readyz")
+        self.port = port
+        self.samples: list[tuple[float, int]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.monotonic(), http_get(self.port, "/readyz", timeout_s=1.0)[0]))
+            self._halt.wait(0.5)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +72,17 @@ def test_worker_waits_through_a_broker_outage_and_resumes(own_broker: OwnBroker,
         wait_until(lambda: http_get(port, "/readyz")[0] == 200, 90, "readiness before the outage")
         wait_until(lambda: len(kafkatools.read_all(out, idle_s=0.5)) > 1000, 120, "output before the outage")
 
+        probes = ReadinessProbe(port)
+        probes.start()
         own_broker.stop()
         stopped_at = time.monotonic()
-        not_ready: list[str] = []
         while time.monotonic() - stopped_at < OUTAGE_S:
-            status, body = http_get(port, "/readyz")
-            if status == 503:
-                not_ready.append(body.strip())
             assert worker.poll() is None, f"worker exited during the outage: {log.read_text()[-3000:]}"
             time.sleep(1)
         own_broker.start_again()
+        back_at = time.monotonic()
+        probes.stop()
+        not_ready = [t - stopped_at for t, status in probes.samples if status == 503 and t < back_at]
 
         producer.join(timeout=600)
         assert producer.sent == 12_000 and not producer.failed, producer.failed[:5]
@@ -69,8 +91,12 @@ def test_worker_waits_through_a_broker_outage_and_resumes(own_broker: OwnBroker,
         assert worker.poll() is None, "the same worker process kept running through the outage"
         assert stop_worker(worker) == 0, log.read_text()[-3000:]
         result = audit(raw, out, dlq)
-        print(f"broker outage: not_ready_polls={len(not_ready)} first={not_ready[:1]} {result}")
-        assert not_ready, "readiness reported not-ready (503) while the broker was gone"
+        print(
+            f"broker outage: {back_at - stopped_at:.0f}s down, readiness 503 from "
+            f"{not_ready[0] if not_ready else float('nan'):.1f}s after the stop, {result}"
+        )
+        assert not_ready, "readiness never reported not-ready (503) while the broker was gone"
+        assert not_ready[0] <= NOTICE_S, f"readiness noticed the outage only after {not_ready[0]:.0f}s"
         assert result.inputs == 12_000
         result.assert_exactly_once()
         assert result.sanitized == 12_000

@@ -149,7 +149,7 @@ def test_records_the_output_topic_refuses_are_dead_lettered_and_the_stream_goes_
     values = []
     for i in range(3000):
         blob = ""
-        if rng.random() < 0.05:
+        if rng.random() < 0.02:
             big.add(i)
             blob = base64.b64encode(os.urandom(9000)).decode()  # incompressible: over 4 KB after lz4
         values.append((f"k{i}".encode(), framer(ticket(i, blob=blob))))
