@@ -7,7 +7,7 @@
 # helm is built from its Go sources through the Go module proxy at a pinned version and cached in
 # .cache/bin (the first build takes minutes). Runs every check, prints a summary, exits 1 if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 HELM_VERSION=v3.22.0
@@ -81,9 +81,11 @@ if [ -x "$HELM" ]; then
   ALL=(-f "$CHART/ci/all-features-values.yaml" --set-file "keys.content=$WORK/keys.json")
 
   step "helm lint"
-  "$HELM" lint --strict "$CHART" | sed 's/^/  /'
+  echo "  default values:"
+  "$HELM" lint --strict "$CHART" | sed 's/^/    /'
   record "helm lint (default values)" "${PIPESTATUS[0]}"
-  "$HELM" lint --strict "$CHART" "${ALL[@]}" | sed 's/^/  /'
+  echo "  all features (ci/all-features-values.yaml):"
+  "$HELM" lint --strict "$CHART" "${ALL[@]}" | sed 's/^/    /'
   record "helm lint (all features)" "${PIPESTATUS[0]}"
 
   render() { # render NAME EXPECTED-KINDS -- helm template arguments

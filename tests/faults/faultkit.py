@@ -78,7 +78,8 @@ def fault_env(raw: str, out: str, dlq: str, **settings: Any) -> dict[str, str]:
         "kafka": json.dumps({"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}),
     }
     base.update(settings)
-    return kafkatools.worker_env(**base)
+    env: dict[str, str] = kafkatools.worker_env(**base)
+    return env
 
 
 class PacedProducer(threading.Thread):

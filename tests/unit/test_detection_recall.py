@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import random
 import re
-import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stream_anon.rules.scan import DEFAULT_ENTITIES, Scanner, replace_spans
+from stream_anon.rules.scan import DEFAULT_ENTITIES, Scanner
 
 SEED = 20261128
 CORPUS_SIZE = 300
@@ -410,76 +409,3 @@ def test_writes_the_recall_table(qualities: dict[str, Quality]) -> None:
     ) + " |")  # fmt: skip
     path = write_table("detection-recall.md", lines)
     assert path.read_text(encoding="utf-8").count("\n") == len(lines)
-
-
-THROUGHPUT_RECORDS = 192  # three batches of 64
-
-
-def best_rate(run: Callable[[], list[Detected]], records: int, repeats: int) -> tuple[float, list[Detected]]:
-    """Records per second of the fastest of ``repeats`` runs (the machine is shared), and the output."""
-    best = 0.0
-    detected: list[Detected] = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        detected = run()
-        best = max(best, records / (time.perf_counter() - started))
-    return best, detected
-
-
-@pytest.mark.slow
-def test_full_scan_path_is_three_times_the_naive_peer(samples: list[Sample], plain_presidio: Any) -> None:
-    """Detect and replace: ours in batches, against Presidio's analyzer and anonymizer once per record."""
-    from presidio_anonymizer import AnonymizerEngine
-
-    scanner = Scanner()
-    anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
-    subset = samples[:THROUGHPUT_RECORDS]
-    texts = [s.text for s in subset]
-    known = [s.known for s in subset]
-
-    def ours() -> list[Detected]:
-        detected: list[Detected] = []
-        for i in range(0, len(texts), 64):
-            batch = texts[i : i + 64]
-            for text, spans in zip(batch, scanner.detect_batch(batch, known[i : i + 64]), strict=True):
-                replace_spans(text, spans, "tag")
-                detected.append([(span.start, span.end) for span in spans])
-        return detected
-
-    def naive(entities: list[str] | None) -> Callable[[], list[Detected]]:
-        def run() -> list[Detected]:
-            detected: list[Detected] = []
-            for text in texts:
-                results = plain_presidio.analyze(text, language="en", entities=entities)
-                anonymizer.anonymize(text, results)
-                detected.append([(r.start, r.end) for r in results if r.entity_type in DEFAULT_ENTITIES])
-            return detected
-
-        return run
-
-    # Warm both: the models are loaded, first calls pay for lazy set-up.
-    scanner.detect_batch(texts[:64], known[:64])
-    for text in texts[:10]:
-        plain_presidio.analyze(text, language="en")
-    runs = {
-        "stream-anon scan (detect_batch + replace_spans, batches of 64)": best_rate(ours, len(texts), 2),
-        "naive peer, same entities (analyze + anonymize per record)": best_rate(
-            naive(sorted(DEFAULT_ENTITIES)), len(texts), 2
-        ),
-        "naive peer, all entities (analyze + anonymize per record)": best_rate(naive(None), len(texts), 1),
-    }
-    (ours_rate, ours_found), (peer_rate, peer_found) = list(runs.values())[:2]
-    lines = [
-        f"{len(texts)} comments of the recall corpus, one process, best of two runs (one for the last).",
-        "",
-        "| path | records/s | vs naive (same entities) | recall (all planted values) |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, (rate, detected) in runs.items():
-        quality = measure(subset, detected)
-        recall = sum(quality.caught.values()) / sum(quality.planted.values())
-        lines.append(f"| {name} | {rate:.0f} | {rate / peer_rate:.2f}x | {recall:.3f} |")
-    write_table("scan-throughput.md", lines)
-    assert ours_rate >= 3 * peer_rate, lines
-    ours_quality, peer_quality = measure(subset, ours_found), measure(subset, peer_found)
-    assert sum(ours_quality.caught.values()) >= sum(peer_quality.caught.values())
