@@ -133,7 +133,9 @@ class Keys:
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
-            raise KeysFileError(f"keys file {path} does not exist (create one: stream-anon keys generate)") from None
+            raise KeysFileError(
+                f"keys file {path} does not exist (create one: stream-anon keys generate)"
+            ) from None
         except OSError as exc:
             raise KeysFileError(f"keys file {path}: {exc.strerror}") from None
         if not stat.S_ISREG(mode):
@@ -168,7 +170,9 @@ class Keys:
             check_key_name(name)
             if not isinstance(entry, dict) or not isinstance(entry.get("versions"), dict):
                 raise KeysFileError(f'key {name!r} needs "active" and "versions"')
-            versions = {_version_number(name, v): _key_version(name, v, s) for v, s in entry["versions"].items()}
+            versions = {
+                _version_number(name, v): _key_version(name, v, s) for v, s in entry["versions"].items()
+            }
             if not versions:
                 raise KeysFileError(f"key {name!r} has no versions")
             active = entry.get("active", max(versions))
@@ -303,6 +307,7 @@ def _key_version(name: str, version: Any, entry: Any) -> KeyVersion:
         raise KeysFileError(f"key {name!r} version {version}: secret is not valid base64") from None
     if len(secret) < MIN_SECRET_BYTES:
         raise KeysFileError(
-            f"key {name!r} version {version}: secret has {len(secret)} bytes, at least {MIN_SECRET_BYTES} needed"
+            f"key {name!r} version {version}: secret has {len(secret)} bytes, "
+            f"at least {MIN_SECRET_BYTES} needed"
         )
     return KeyVersion(secret, created)
