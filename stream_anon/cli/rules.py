@@ -174,10 +174,11 @@ def rotate(file: Path, name: str) -> None:
     loaded = _keys(file)
     assert loaded is not None
     try:
-        version = loaded.rotate(name)
+        rotated = loaded.rotate(name)
     except KeysError as exc:
         raise click.ClickException(str(exc)) from None
-    loaded.save(file)
+    rotated.save(file)
+    version = rotated.active(name)[0]
     click.echo(f"{name}: version {version} is now active", err=True)
 
 
