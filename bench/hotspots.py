@@ -75,6 +75,64 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(run: Any) -> float:
+    started = time.process_time()
+    run()
+    return time.process_time() - started
+
+
+def micro(records: int, repeats: int) -> dict[str, Any]:
+    """Each patch's effect on the rule engine alone (``Plan.apply_batch``), on the verifier and on
+    ``Plan.pii_values``, in CPU microseconds per record. Baseline and patched runs alternate (the patch
+    is applied and undone in between) and the best of ``repeats`` of each counts: on a shared machine
+    the least disturbed run is the closest to the code's own cost."""
+    import json as json_module
+
+    from stream_anon.datagen import generate_feedback
+    from stream_anon.keys import Keys
+    from stream_anon.rules import compile_plan
+    from stream_anon.rules.plan import Plan, RuleFailure
+    from stream_anon.verify import Verifier
+
+    from bench import patches
+
+    keys = Keys.generate()
+    schema = json_module.loads(STRUCTURED_SCHEMA.read_text(encoding="utf-8"))
+    data = generate_feedback(records, seed=7)
+    verifier = Verifier()
+
+    def runs(plan: Plan) -> dict[str, Any]:
+        out = plan.apply_batch(data)
+        pairs = [(raw, o) for raw, o in zip(data, out, strict=True) if not isinstance(o, RuleFailure)]
+        return {
+            "transform_us": lambda: plan.apply_batch(data),
+            "verify_us": lambda: [verifier.check(plan, raw, o) for raw, o in pairs],
+            "pii_values_us": lambda: [plan.pii_values(raw) for raw in data],
+        }
+
+    results: dict[str, Any] = {"records": records, "repeats": repeats}
+    for name in patches.PATCHES:
+        base_runs = runs(compile_plan(schema, keys))
+        undo = patches.apply([name])
+        patched_runs = runs(compile_plan(schema, keys))
+        for u in undo:
+            u()
+        best: dict[str, dict[str, float]] = {"baseline": {}, "patched": {}}
+        for _ in range(repeats):
+            for label, chosen in (("baseline", base_runs), ("patched", patched_runs)):
+                undo = patches.apply([name]) if label == "patched" else []
+                for key, run in chosen.items():
+                    us = 1e6 * cpu_seconds(run) / records
+                    best[label][key] = min(best[label].get(key, us), us)
+                for u in undo:
+                    u()
+        results[name] = {
+            **best,
+            "saved_us": {k: best["baseline"][k] - best["patched"][k] for k in best["baseline"]},
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--schema", choices=("structured", "full"), default="structured")
@@ -87,11 +145,18 @@ def main() -> None:
         help="NAME=PATCH+PATCH (see bench/patches.py); 'baseline' (no patch) is always run",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--micro", action="store_true", help="each patch on the rule engine and verifier alone")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         names = [n for n in args.child.split("+") if n]
         print(json.dumps(child(args.schema, args.records, names)))
+        return
+    if args.micro:
+        text = json.dumps(micro(args.records, max(args.rounds, 5)), indent=2)
+        if args.out:
+            args.out.write_text(text + "\n", encoding="utf-8")
+        print(text)
         return
     variants = {"baseline": ""}
     for spec in args.variant:

@@ -36,13 +36,17 @@ class _HmacModule:
         return _OneShot(_hmac.digest(key, msg, digestmod))
 
 
-def hmac_oneshot() -> None:
+Undo = Callable[[], None]
+
+
+def hmac_oneshot() -> Undo:
     """operations.py ``Hmac.build`` / ``Generalize._build_date_shift``: ``hmac.digest(secret, data,
     "sha256")`` (one C call through OpenSSL) instead of ``hmac.new(secret, data, sha256).digest()``
     (an HMAC object built in Python per value)."""
     from stream_anon.rules import operations
 
     operations.hmac = _HmacModule  # type: ignore[assignment]
+    return lambda: setattr(operations, "hmac", _hmac)
 
 
 def _ipv6_prefix(value: str, bits: int) -> str | None:
@@ -57,7 +61,7 @@ def _ipv6_prefix(value: str, bits: int) -> str | None:
     return f"{socket.inet_ntop(socket.AF_INET6, masked)}/{bits}"
 
 
-def ipv6_fast() -> None:
+def ipv6_fast() -> Undo:
     """operations.py ``Generalize._build_ip_prefix``: IPv6 through ``socket.inet_pton``/``inet_ntop`` and
     integer masking, as IPv4 already is, instead of ``ipaddress`` (about 20 us per value)."""
     from stream_anon.rules import operations
@@ -79,6 +83,7 @@ def ipv6_fast() -> None:
         return prefix
 
     operations.Generalize._build_ip_prefix = build  # type: ignore[method-assign]
+    return lambda: setattr(operations.Generalize, "_build_ip_prefix", original)
 
 
 def check_ipv6_fast(values: list[str], bits: int = 48) -> int:
@@ -91,7 +96,7 @@ def check_ipv6_fast(values: list[str], bits: int = 48) -> int:
     return differ
 
 
-def pii_getters() -> None:
+def pii_getters() -> Undo:
     """plan.py ``_getter``: for a path through plain records (no ``[]``/``{}``), a straight chain of
     ``dict.get`` instead of the general list-of-lists walk, for ``Plan.pii_values`` (the verifier and
     the scan's record-aware detection call it once per record)."""
@@ -120,17 +125,18 @@ def pii_getters() -> None:
         return get
 
     plan._getter = getter
+    return lambda: setattr(plan, "_getter", general)
 
 
-PATCHES: dict[str, Callable[[], None]] = {
+PATCHES: dict[str, Callable[[], Undo]] = {
     "hmac-oneshot": hmac_oneshot,
     "ipv6-fast": ipv6_fast,
     "pii-getters": pii_getters,
 }
 
 
-def apply(names: list[str]) -> None:
+def apply(names: list[str]) -> list[Undo]:
     for name in names:
         if name not in PATCHES:
             raise SystemExit(f"unknown patch {name!r}; known: {', '.join(PATCHES)}")
-        PATCHES[name]()
+    return [PATCHES[name]() for name in names]
