@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -121,6 +123,16 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
     return pseudonym
 
 
+def _shutdown_timed_out(limit_s: float) -> None:
+    log.error("shutdown_timed_out", seconds=limit_s)
+    print(
+        f"error: clean shutdown did not finish within {limit_s:.0f}s; the batch in flight will be "
+        "processed again after a restart",
+        file=sys.stderr,
+    )
+    os._exit(3)
+
+
 def serve(settings: Settings, until_idle_s: float | None = None) -> int:
     """Run the worker until SIGTERM/SIGINT (or idle); returns the process exit code."""
     configure_logging(settings.log_format, settings.log_level)
@@ -141,6 +153,13 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         def stop(*_: object) -> None:
             health.set_stopping()  # not ready from now on: Kubernetes stops routing to a leaving pod
             worker.stop()
+            # bound the shutdown: with the broker gone, the batch in flight can neither commit nor abort;
+            # leaving it is safe (the broker aborts it, a restart processes it again)
+            timer = threading.Timer(
+                settings.shutdown_timeout_s, _shutdown_timed_out, args=(settings.shutdown_timeout_s,)
+            )
+            timer.daemon = True
+            timer.start()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -11,6 +11,8 @@ aborted before the next ``consume()``, so a revoke never lands in the middle of 
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -412,6 +414,32 @@ def check_topics(settings: Settings, timeout_s: float = 30.0, topics: list[str] 
         raise WorkerError(f"topic(s) missing on the broker: {', '.join(missing)}; create them first")
 
 
+class Watchdog:
+    """Ends the process if a batch's delivery outlives every timeout it was given.
+
+    librdkafka can block in a transactional call past its own timeout after a broker outage. By then the
+    broker has aborted the transaction, so exiting loses nothing: the restarted worker fences the old
+    producer and processes the batch again. Without this, the worker would hang until a liveness probe.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self._timer = threading.Timer(limit_s, self._expire, args=(limit_s,))
+        self._timer.daemon = True
+
+    @staticmethod
+    def _expire(limit_s: float) -> None:
+        log.error("delivery_hung", seconds=limit_s)
+        print(f"error: a Kafka transaction did not complete within {limit_s:.0f}s; exiting", file=sys.stderr)
+        os._exit(3)
+
+    def __enter__(self) -> Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
 class Worker:
     """consume -> pipeline -> produce -> commit, until stopped."""
 
@@ -504,6 +532,11 @@ class Worker:
 
     def _deliver(self, batch: Batch, outcomes: list[Outcome]) -> bool:
         """One transaction: produce the outcomes, commit the batch's offsets. False if it was aborted."""
+        assert self.source is not None and self.delivery is not None
+        with Watchdog(2 * self._settings.transaction_timeout_s + 60):
+            return self._deliver_once(batch, outcomes)
+
+    def _deliver_once(self, batch: Batch, outcomes: list[Outcome]) -> bool:
         assert self.source is not None and self.delivery is not None
         self.delivery.begin()
         try:
