@@ -17,23 +17,26 @@ from typing import Any
 # (stage, a substring of a frame that puts a sample in it); the innermost match wins
 STAGE_FRAMES = (
     ("consume", "Source.poll_batch ("),
+    ("consume", "Consumer.poll"),
     ("pipeline (other)", "Pipeline.process ("),
     ("pipeline (other)", "CodecFloor.process ("),
     ("decode", "parse_frame ("),
     ("decode", "decode_payload ("),
     ("decode", "SchemaResolver.lookup ("),
     ("transform", "Plan.apply_batch ("),
-    ("transform: scan", "Scanner.detect_batch ("),
-    ("transform: scan", "LazyScanner.detect_batch ("),
+    ("scan (other)", "Scanner.detect_batch ("),
+    ("scan: spaCy NER, batched", "_Engine._ner_docs ("),
+    ("scan: record-aware search", "RecordAware.find ("),
+    ("Presidio AnalyzerEngine.analyze (recognizers)", "AnalyzerEngine.analyze ("),
+    ("spaCy pipeline, one record at a time", "SpacyNlpEngine.process_text ("),
+    ("Presidio AnonymizerEngine.anonymize", "AnonymizerEngine.anonymize ("),
+    ("naive: decode, encode, loop", "NaivePeer.sanitize ("),
     ("verify", "Verifier.check ("),
     ("encode", "encode (stream_anon/wire.py"),
     ("produce", "_Producing.produce ("),
+    ("produce", "Producer.produce"),
     ("commit", "ExactlyOnce.commit ("),
     ("metrics and health", "WorkerObserver."),
-    ("naive: Presidio analyzer", "AnalyzerEngine.analyze ("),
-    ("naive: Presidio anonymizer", "AnonymizerEngine.anonymize ("),
-    ("naive: Avro", "fastavro"),
-    ("naive: consume", "Consumer.poll"),
 )
 LOOPS = ("Worker.run (", "NaivePeer.run (")
 _LINE = re.compile(r":\d+\)$")
