@@ -30,7 +30,8 @@ def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Com
     )
 
 
-def test_the_kafka_mapping_reaches_librdkafka_unchanged() -> None:
+def test_the_kafka_mapping_reaches_librdkafka_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAM_ANON_BOOTSTRAP_SERVERS", raising=False)  # the environment wins over arguments
     settings = Settings(kafka=SECURITY, bootstrap_servers="broker:9093", schemas_dir=Path("schemas"))
     assert settings.librdkafka() == {"bootstrap.servers": "broker:9093", **SECURITY}
     assert settings.redacted()["kafka"]["sasl.password"] == "***"
