@@ -110,6 +110,7 @@ class _ScanGroup:
     threshold: float | None
     replace: str
     key: str | None
+    path: str
 
 
 def _leaf_failure(path: str, fn: Apply) -> Apply:
@@ -346,6 +347,7 @@ class _Compiler:
             op.spec.get("threshold"),
             op.spec.get("replace", "tag"),
             op.spec.get("key", "default") if op.spec.get("replace") == "hmac" else None,
+            path,
         )
         self.scan_groups.append(group)
 
@@ -553,17 +555,47 @@ class Plan:
 
         for items in by_group.values():
             group = items[0].group
-            spans = self._scanner.detect_batch(
-                [d.text for d in items],
-                [known(d.record) for d in items],
-                entities=group.entities,
-                threshold=group.threshold,
-            )
+            spans = self._detect(items, known, group, results)
             pseudonym = (
                 self._pseudonym(group.key) if group.replace == "hmac" and group.key is not None else None
             )
             for d, found in zip(items, spans, strict=True):
-                d.container[d.key] = replace_spans(d.text, found, group.replace, pseudonym)  # type: ignore[arg-type]
+                if found is not None:
+                    d.container[d.key] = replace_spans(d.text, found, group.replace, pseudonym)  # type: ignore[arg-type]
+
+    def _detect(
+        self,
+        items: list[Deferred],
+        known: Callable[[int], list[tuple[str, str]]],
+        group: _ScanGroup,
+        results: list[dict[str, Any] | RuleFailure],
+    ) -> list[list[Any] | None]:
+        """Detection for a batch; if the detector raises, text by text, failing only its records."""
+        assert self._scanner is not None
+        scanner = self._scanner
+        try:
+            return list(
+                scanner.detect_batch(
+                    [d.text for d in items],
+                    [known(d.record) for d in items],
+                    entities=group.entities,
+                    threshold=group.threshold,
+                )
+            )
+        except Exception:  # a detector bug must cost one record, not crash the worker on every retry
+            pass
+        found: list[list[Any] | None] = []
+        for d in items:
+            try:
+                found.append(
+                    scanner.detect_batch(
+                        [d.text], [known(d.record)], entities=group.entities, threshold=group.threshold
+                    )[0]
+                )
+            except Exception as exc:
+                results[d.record] = RuleFailure(group.path, type(exc).__name__, "free-text detection failed")
+                found.append(None)
+        return found
 
     def _pseudonym(self, key_name: str) -> Callable[[str, str], str]:
         keys = self._keys

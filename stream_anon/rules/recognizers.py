@@ -24,7 +24,14 @@ import phonenumbers
 import regex
 import tldextract
 import yaml
-from presidio_analyzer import EntityRecognizer, LocalRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer import (
+    AnalysisExplanation,
+    EntityRecognizer,
+    LocalRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerResult,
+)
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer, SpacyRecognizer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -172,6 +179,8 @@ class ValidatedDetectorsRecognizer(LocalRecognizer):
                 start=finding.start,
                 end=finding.end,
                 score=self.score,
+                # Presidio's context enhancer writes into the explanation: without one it raises
+                analysis_explanation=AnalysisExplanation(type(self).__name__, self.score),
             )  # the analyzer adds the recognizer's name and id
             for finding in detectors.find(text)
             if finding.entity in entities
@@ -214,7 +223,13 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
     def _result(self, start: int, end: int) -> RecognizerResult:
         # the analyzer adds the recognizer's name and id
         return RecognizerResult(
-            entity_type=self.supported_entities[0], start=start, end=end, score=self.SCORE
+            entity_type=self.supported_entities[0],
+            start=start,
+            end=end,
+            score=self.SCORE,
+            analysis_explanation=AnalysisExplanation(
+                type(self).__name__, self.SCORE
+            ),  # the context enhancer needs it
         )
 
 
