@@ -339,3 +339,26 @@ def test_the_example_schema_compiles_and_every_record_fits_its_derived_schema() 
     derived_names = {f["name"] for f in plan.derived_schema["fields"]}
     assert "anon" not in json.dumps(plan.derived_schema)
     assert derived_names >= {"feedback_id", "user", "comment", "rating"}
+
+
+def test_a_detector_that_raises_fails_only_the_record_it_raises_on() -> None:
+    class Brittle:
+        def detect_batch(self, texts: Any, known: Any, *, entities: Any = None, threshold: Any = None) -> Any:
+            if any("boom" in t for t in texts):
+                raise AttributeError("detector bug")
+            return [[] for _ in texts]
+
+    plan = compile_plan(schema({"name": "c", "type": "string", "anon": "scan"}), KEYS, scanner=Brittle())
+    ok, bad, ok2 = plan.apply_batch([{"c": "fine"}, {"c": "boom"}, {"c": "also fine"}])
+    assert ok == {"c": "fine"} and ok2 == {"c": "also fine"}
+    assert isinstance(bad, RuleFailure) and bad.path == "c" and "boom" not in bad.message
+
+
+def test_the_real_scanner_handles_context_words_next_to_numbers() -> None:
+    from stream_anon.rules.scan import Scanner
+
+    text = "Ask for Rhys if you call, she set up the account. My number: 098865 54947"
+    plan = compile_plan(schema({"name": "c", "type": "string", "anon": "scan"}), KEYS, scanner=Scanner())
+    (out,) = plan.apply_batch([{"c": text}])
+    assert not isinstance(out, RuleFailure)
+    assert "54947" not in out["c"] and "Rhys" not in out["c"]
