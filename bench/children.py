@@ -7,6 +7,7 @@ child's peak RSS and CPU seconds (user + system, every thread) from the kernel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.measure import peak_rss_mb
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +32,7 @@ class CaseFailed(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Usage:
     exit_code: int
-    max_rss_mb: float
+    max_rss_mb: float  # VmHWM sampled while waiting (ru_maxrss would include the harness's own size)
     cpu_seconds: float
     wall_seconds: float
 
@@ -37,8 +40,10 @@ class Usage:
 def reap(proc: subprocess.Popen[Any], started: float, timeout_s: float = 60.0) -> Usage:
     """Wait for ``proc`` and return its own rusage (not its siblings')."""
     deadline = time.monotonic() + timeout_s
+    peak = 0.0
     try:
         while True:
+            peak = max(peak, peak_rss_mb(proc.pid) or 0.0)  # gone once the process has exited
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
@@ -52,9 +57,7 @@ def reap(proc: subprocess.Popen[Any], started: float, timeout_s: float = 60.0) -
             proc.returncode if proc.returncode is not None else -1, 0.0, 0.0, time.monotonic() - started
         )
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Usage(
-        proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, time.monotonic() - started
-    )
+    return Usage(proc.returncode, peak, usage.ru_utime + usage.ru_stime, time.monotonic() - started)
 
 
 class CaseProcess:
@@ -72,8 +75,18 @@ class CaseProcess:
         self._log = self.log_path.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "bench.proc", "--kind", kind, "--spec", str(spec_path),
-             "--events-fd", str(write_fd)],  # fmt: skip
+            [
+                *(prefix or []),
+                sys.executable,
+                "-m",
+                "bench.proc",
+                "--kind",
+                kind,
+                "--spec",
+                str(spec_path),
+                "--events-fd",
+                str(write_fd),
+            ],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=self._log,
@@ -132,7 +145,8 @@ class CaseProcess:
             time.sleep(0.05)
 
     def finish(self) -> tuple[dict[str, Any], Usage]:
-        """Ask the process to exit; its last report and the kernel's account of it."""
+        """Ask the process to exit; its last report and the kernel's account of it (the peak RSS as the
+        process itself read it last, the CPU seconds from ``wait4``)."""
         bye: dict[str, Any] = {}
         try:
             self.send(cmd="exit")
@@ -140,6 +154,9 @@ class CaseProcess:
         except (CaseFailed, BrokenPipeError, OSError):
             pass
         usage = reap(self.proc, self.started)
+        reported = (bye.get("process") or {}).get("max_rss_mb")
+        if reported:
+            usage = dataclasses.replace(usage, max_rss_mb=max(usage.max_rss_mb, float(reported)))
         self._log.close()
         return bye, usage
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.children import REPO
-from bench.data import STRUCTURED_SCHEMA, RAW_SCHEMA
+from bench.data import RAW_SCHEMA, STRUCTURED_SCHEMA
 
 BATCH = 500
 
@@ -34,13 +34,12 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
 
     patches.apply(patch_names)
 
+    from bench.data import generate
     from stream_anon.app import build_pipeline
     from stream_anon.config import Settings
     from stream_anon.keys import Keys
     from stream_anon.logs import configure_logging
     from stream_anon.pipeline import InputRecord, Sanitized
-
-    from bench.data import generate
 
     configure_logging("json", "warning")
     # CPU time, not wall time: on a shared machine it is what a change saves, and it is far less noisy
@@ -48,7 +47,7 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
 
     import stream_anon.pipeline
 
-    stream_anon.pipeline.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
+    setattr(stream_anon.pipeline, "time", types.SimpleNamespace(perf_counter=time.process_time))  # noqa: B010
     work = Path(tempfile.mkdtemp(prefix="bench-hotspots-"))
     try:
         (work / "schemas").mkdir()
@@ -56,7 +55,10 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
         Keys.generate().save(work / "keys.json")
         pipeline = build_pipeline(Settings(schemas_dir=work / "schemas", keys_file=work / "keys.json"))
         data = generate(records + BATCH, seed=7)
-        batch = [InputRecord("t", 0, i, 0, k, v) for i, (k, v) in enumerate(zip(data.keys, data.values))]
+        batch = [
+            InputRecord("t", 0, i, 0, k, v)
+            for i, (k, v) in enumerate(zip(data.keys, data.values, strict=True))
+        ]
         pipeline.process(batch[:BATCH])  # compile, load, warm
         before = dict(pipeline.stage_seconds)
         sanitized = 0
@@ -96,15 +98,14 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
 
     import fastavro
 
+    from bench import patches
+    from bench.data import HEADER_BYTES, generate
     from stream_anon.datagen import generate_feedback
     from stream_anon.keys import Keys
     from stream_anon.rules import compile_plan, operations
     from stream_anon.rules.plan import RuleFailure
     from stream_anon.verify import Verifier
     from stream_anon.wire import encode, strip_logical_types
-
-    from bench import patches
-    from bench.data import HEADER_BYTES, generate
 
     keys = Keys.generate()
     schema = json_module.loads(STRUCTURED_SCHEMA.read_text(encoding="utf-8"))
@@ -125,8 +126,12 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
     stages = {
         "decode (fastavro, writer schema)": best_us(decode_all, records, repeats),
         "transform (Plan.apply_batch)": best_us(lambda: plan.apply_batch(records_), records, repeats),
-        "verify (Verifier.check)": best_us(lambda: [verifier.check(plan, r, o) for r, o in pairs], records, repeats),
-        "  of which Plan.pii_values": best_us(lambda: [plan.pii_values(r) for r in records_], records, repeats),
+        "verify (Verifier.check)": best_us(
+            lambda: [verifier.check(plan, r, o) for r, o in pairs], records, repeats
+        ),
+        "  of which Plan.pii_values": best_us(
+            lambda: [plan.pii_values(r) for r in records_], records, repeats
+        ),
         "encode (fastavro, derived schema)": best_us(
             lambda: [encode(b"", plan.parsed_derived, o) for o in out], records, repeats
         ),
@@ -137,15 +142,22 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
     v6 = [ip for ip in ips if ":" in ip]
     ip_op = operations.Generalize({"op": "generalize", "method": "ip_prefix"}, "string", keys)
     current_prefix = ip_op.build()
-    undo = patches.apply(["ipv6-fast"])
+    undo = patches.apply(["ip-prefix-inet"])
     fast_prefix = ip_op.build()
     for u in undo:
         u()
-    plan_fast_getters = None
     undo = patches.apply(["pii-getters"])
     plan_fast_getters = compile_plan(schema, keys)
     for u in undo:
         u()
+    undo = patches.apply(["no-leaf-wrapper"])
+    plan_unwrapped = compile_plan(schema, keys)
+    for u in undo:
+        u()
+    noise = operations.Noise({"op": "noise", "epsilon": 1.0, "bounds": [0, 120]}, "double", keys).build()
+    noise_values = [float(r["session_minutes"]) for r in records_] * (
+        3 * operations.Noise.POOL // records + 1
+    )
     calls = {
         "hmac: hmac.new(...).digest()": best_us(
             lambda: [hmac.new(secret, m, hashlib.sha256).digest() for m in sample], records, repeats
@@ -153,13 +165,24 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
         "hmac: hmac.digest(..., 'sha256')": best_us(
             lambda: [hmac.digest(secret, m, "sha256") for m in sample], records, repeats
         ),
-        "ip_prefix, IPv6 value: current": best_us(lambda: [current_prefix(ip, None) for ip in v6], len(v6), repeats),
-        "ip_prefix, IPv6 value: ipv6-fast": best_us(lambda: [fast_prefix(ip, None) for ip in v6], len(v6), repeats),
+        "ip_prefix, IPv6 value: current": best_us(
+            lambda: [current_prefix(ip, None) for ip in v6], len(v6), repeats
+        ),
+        "ip_prefix, IPv6 value: ip-prefix-inet": best_us(
+            lambda: [fast_prefix(ip, None) for ip in v6], len(v6), repeats
+        ),
         "ip_prefix, per record (data mix): current": best_us(
             lambda: [current_prefix(ip, None) for ip in ips], records, repeats
         ),
-        "ip_prefix, per record (data mix): ipv6-fast": best_us(
+        "ip_prefix, per record (data mix): ip-prefix-inet": best_us(
             lambda: [fast_prefix(ip, None) for ip in ips], records, repeats
+        ),
+        "Plan.apply_batch per record: current": stages["transform (Plan.apply_batch)"],
+        "Plan.apply_batch per record: no-leaf-wrapper (upper bound)": best_us(
+            lambda: plan_unwrapped.apply_batch(records_), records, repeats
+        ),
+        "noise, per value, pool refills included": best_us(
+            lambda: [noise(v, None) for v in noise_values], len(noise_values), 3
         ),
         "Plan.pii_values per record: current": stages["  of which Plan.pii_values"],
         "Plan.pii_values per record: pii-getters": best_us(
@@ -176,7 +199,9 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--schema", choices=("structured", "full"), default="structured")
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -187,7 +212,9 @@ def main() -> None:
         help="NAME=PATCH+PATCH (see bench/patches.py); 'baseline' (no patch) is always run",
     )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--micro", action="store_true", help="each patch on the rule engine and verifier alone")
+    parser.add_argument(
+        "--micro", action="store_true", help="each patch on the rule engine and verifier alone"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -214,7 +241,9 @@ def main() -> None:
             )  # fmt: skip
             result = json.loads(out.stdout.strip().splitlines()[-1])
             runs[name].append(result)
-            print(f"round {round_ + 1} {name}: {result['cpu_us_per_record']:.1f} CPU us/record", file=sys.stderr)
+            print(
+                f"round {round_ + 1} {name}: {result['cpu_us_per_record']:.1f} CPU us/record", file=sys.stderr
+            )
     summary: dict[str, Any] = {"schema": args.schema, "records": args.records, "rounds": args.rounds}
     base = statistics.median(r["cpu_us_per_record"] for r in runs["baseline"])
     for name, results in runs.items():

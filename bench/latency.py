@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.data import load_values
-from bench.topics import LINEAGE_OFFSET, LINEAGE_PARTITION
+from bench.topics import LINEAGE_OFFSET, LINEAGE_PARTITION, lineage
 
 
 def produce(bootstrap: str, topic: str, data: Path, rate: float, seconds: float, out: Path) -> None:
@@ -88,7 +88,7 @@ def consume(
             now = time.time()
             if msg.error():
                 continue
-            headers = dict(msg.headers() or [])
+            headers = lineage(msg.headers())
             arrived[f"{int(headers[LINEAGE_PARTITION])}:{int(headers[LINEAGE_OFFSET])}"] = now
     consumer.close()
     out.write_text(json.dumps({"arrived": arrived}), encoding="utf-8")

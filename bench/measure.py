@@ -6,7 +6,7 @@ import json
 import resource
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -35,7 +35,8 @@ class Window:
         self.consumed = 0
         self.sanitized = 0
         self.dead_lettered = 0
-        self.stages: Counter[str] = Counter()
+        self.stages: defaultdict[str, float] = defaultdict(float)
+        self.dead_letter_reasons: defaultdict[str, int] = defaultdict(int)
         self.assigned = 0
 
     def on_consumed(self, n: int) -> None:
@@ -45,6 +46,10 @@ class Window:
         self.consumed += n
         self.activity = now
         self.busy = True
+
+    def on_dead_letters(self, reasons: list[str]) -> None:
+        for reason in reasons:
+            self.dead_letter_reasons[reason] += 1
 
     def on_delivered(self, sanitized: int, dead_lettered: int) -> None:
         self.sanitized += sanitized
@@ -67,6 +72,7 @@ class Window:
             else None,
             "last_unix": time.time() - (time.perf_counter() - self.last) if self.first is not None else None,
             "stages": dict(self.stages),
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
         }
 
 
@@ -96,6 +102,22 @@ class Stopper:
         self._thread.join()
 
 
-def rusage() -> dict[str, float]:
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """The kernel's high-water mark of resident memory (VmHWM) of this process's current image.
+
+    Not ``ru_maxrss``: Linux carries the forking parent's peak across ``exec`` into it, so every child
+    of a big harness would report at least the harness's size.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def rusage() -> dict[str, float | None]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"max_rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime}
+    return {"max_rss_mb": peak_rss_mb(), "cpu_seconds": usage.ru_utime + usage.ru_stime}

@@ -60,7 +60,8 @@ class NaivePeer:
         comment = record.get("comment")
         if comment:
             results = self.analyzer.analyze(text=comment, language="en", entities=self.entities)
-            record["comment"] = self.anonymizer.anonymize(text=comment, analyzer_results=results).text
+            analyzed: Any = results  # the anonymizer's own RecognizerResult type, duck-typed
+            record["comment"] = self.anonymizer.anonymize(text=comment, analyzer_results=analyzed).text
         out = io.BytesIO()
         out.write(value[:HEADER_BYTES])
         fastavro.schemaless_writer(out, self.parsed, record)
@@ -106,7 +107,7 @@ class NaivePeer:
                 window.on_consumed(1)
                 value = msg.value()
                 assert value is not None
-                lineage = [
+                lineage: list[tuple[str, str | bytes | None]] = [
                     ("stream-anon.source.topic", (msg.topic() or "").encode()),
                     ("stream-anon.source.partition", str(msg.partition()).encode()),
                     ("stream-anon.source.offset", str(msg.offset()).encode()),

@@ -45,7 +45,7 @@ def hmac_oneshot() -> Undo:
     (an HMAC object built in Python per value)."""
     from stream_anon.rules import operations
 
-    operations.hmac = _HmacModule  # type: ignore[assignment]
+    setattr(operations, "hmac", _HmacModule)  # noqa: B010 (the module does not export the name)
     return lambda: setattr(operations, "hmac", _hmac)
 
 
@@ -61,22 +61,34 @@ def _ipv6_prefix(value: str, bits: int) -> str | None:
     return f"{socket.inet_ntop(socket.AF_INET6, masked)}/{bits}"
 
 
-def ipv6_fast() -> Undo:
-    """operations.py ``Generalize._build_ip_prefix``: IPv6 through ``socket.inet_pton``/``inet_ntop`` and
-    integer masking, as IPv4 already is, instead of ``ipaddress`` (about 20 us per value)."""
+def _ipv4_prefix(value: str, bits: int) -> str | None:
+    """The IPv4 network of ``value`` with the C socket functions; ``None`` when ``inet_pton`` refuses it
+    (it is strict: four decimal parts, no leading zeros, no spaces), so the caller's own parser decides."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, value)
+    except OSError:
+        return None
+    masked = (int.from_bytes(packed, "big") & ((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF)).to_bytes(4, "big")
+    return f"{socket.inet_ntop(socket.AF_INET, masked)}/{bits}"
+
+
+def ip_prefix_inet() -> Undo:
+    """operations.py ``Generalize._build_ip_prefix``: parse and print with ``socket.inet_pton`` /
+    ``inet_ntop`` and mask an integer, for IPv4 and IPv6, and keep the current code as the fallback for
+    whatever ``inet_pton`` refuses (so odd inputs behave exactly as now). ``ipaddress`` costs 30-60 us
+    per IPv6 value, the current IPv4 fast path about 10 us; this about 2-4 us for either."""
     from stream_anon.rules import operations
 
     original: Callable[[Any], Any] = operations.Generalize._build_ip_prefix
 
     def build(self: Any) -> Any:
         slow = original(self)
-        v6 = self.v6
+        v4, v6 = self.v4, self.v6
 
         def prefix(value: str, ctx: Any) -> str:
-            if ":" in value:
-                fast = _ipv6_prefix(value, v6)
-                if fast is not None:
-                    return fast
+            fast = _ipv6_prefix(value, v6) if ":" in value else _ipv4_prefix(value, v4)
+            if fast is not None:
+                return fast
             result: str = slow(value, ctx)
             return result
 
@@ -86,11 +98,12 @@ def ipv6_fast() -> Undo:
     return lambda: setattr(operations.Generalize, "_build_ip_prefix", original)
 
 
-def check_ipv6_fast(values: list[str], bits: int = 48) -> int:
-    """How many of ``values`` the fast path renders differently from ``ipaddress`` (must be 0)."""
+def check_ip_prefix_inet(values: list[str], v4: int = 24, v6: int = 48) -> int:
+    """How many of ``values`` the socket path renders differently from ``ipaddress`` (must be 0)."""
     differ = 0
     for value in values:
-        fast = _ipv6_prefix(value, bits)
+        bits = v6 if ":" in value else v4
+        fast = _ipv6_prefix(value, bits) if ":" in value else _ipv4_prefix(value, bits)
         if fast is not None and fast != str(ipaddress.ip_network(f"{value}/{bits}", strict=False)):
             differ += 1
     return differ
@@ -128,10 +141,64 @@ def pii_getters() -> Undo:
     return lambda: setattr(plan, "_getter", general)
 
 
+def no_leaf_wrapper() -> Undo:
+    """plan.py ``_leaf_failure``: an upper bound on what the per-leaf wrapper (a Python call and a try
+    block around every field's function) costs. Not a change to make as is, since it drops the field
+    path of a failing value; the proposal is to find that path only once a record has failed (run its
+    fields again one by one), and to fuse ``_nullable`` into the same single closure per field."""
+    from stream_anon.rules import plan
+
+    original = plan._leaf_failure
+    plan._leaf_failure = lambda path, fn: fn
+    return lambda: setattr(plan, "_leaf_failure", original)
+
+
+class _AdaptiveConsumer:
+    """A consumer whose ``consume`` takes what is already fetched at once, and otherwise waits only for
+    the first record, instead of waiting out the whole timeout for a full batch."""
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        ready: list[Any] = self._consumer.consume(num_messages=num_messages, timeout=0)
+        if ready:
+            return ready
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        if num_messages <= 1:
+            return [first]
+        return [first, *self._consumer.consume(num_messages=num_messages - 1, timeout=0)]
+
+
+def adaptive_poll() -> Undo:
+    """worker.py ``Source.poll_batch``: ``consume(batch_size, timeout=0)`` to take what the client has
+    already fetched; only when that is empty, ``poll(poll_timeout_s)`` for one record and the rest with
+    ``timeout=0``. Now a batch waits the whole ``poll_timeout_s`` (0.2 s) unless ``batch_size`` records
+    are there, which adds up to that much latency at any rate below saturation; under load the batches
+    are as full as before."""
+    from stream_anon import worker
+
+    original = worker.Source.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.consumer = _AdaptiveConsumer(self.consumer)
+
+    worker.Source.__init__ = init  # type: ignore[method-assign]
+    return lambda: setattr(worker.Source, "__init__", original)
+
+
 PATCHES: dict[str, Callable[[], Undo]] = {
     "hmac-oneshot": hmac_oneshot,
-    "ipv6-fast": ipv6_fast,
+    "ip-prefix-inet": ip_prefix_inet,
     "pii-getters": pii_getters,
+    "no-leaf-wrapper": no_leaf_wrapper,
+    "adaptive-poll": adaptive_poll,
 }
 
 

@@ -32,6 +32,7 @@ from typing import Any, cast
 from bench.data import load_values
 from bench.measure import Events, Stopper, Window, rusage
 from stream_anon.config import Settings
+from stream_anon.deadletter import DeadLetter
 from stream_anon.health import Health
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
@@ -59,6 +60,8 @@ class RecordingObserver(WorkerObserver):
     def delivered(self, outcomes: list[Outcome], output_topic: str, dlq_topic: str) -> None:
         super().delivered(outcomes, output_topic, dlq_topic)
         sanitized = sum(1 for o in outcomes if isinstance(o, Sanitized))
+        if sanitized < len(outcomes):
+            self.window.on_dead_letters([str(o.reason) for o in outcomes if isinstance(o, DeadLetter)])
         self.window.on_delivered(sanitized, len(outcomes) - sanitized)
 
     def stage(self, name: str, seconds: float) -> None:
@@ -208,6 +211,10 @@ def main() -> None:
     args = parser.parse_args()
     events = Events(io.TextIOWrapper(open(args.events_fd, "wb", closefd=True), encoding="utf-8"))  # noqa: SIM115
     spec = json.loads(args.spec.read_text(encoding="utf-8"))
+    if spec.get("patches"):
+        from bench import patches
+
+        patches.apply(spec["patches"])  # before anything is compiled
     configure_logging("json", "info")
     started = time.perf_counter()
     case_ref: list[Case | None] = [None]

