@@ -15,38 +15,47 @@ from collections.abc import Callable
 from typing import Any
 
 
-class _OneShot:
-    __slots__ = ("_digest",)
-
-    def __init__(self, digest: bytes) -> None:
-        self._digest = digest
-
-    def digest(self) -> bytes:
-        return self._digest
-
-
-class _HmacModule:
-    """``hmac`` as operations.py uses it, with ``new(...).digest()`` computed by the one-shot C call."""
+class _KeyedHmac:
+    """``hmac`` as operations.py and service.py use it, where ``new(key, msg, digestmod)`` copies an HMAC
+    object keyed once per secret instead of keying a new one (hashing the padded key twice) per value."""
 
     compare_digest = staticmethod(_hmac.compare_digest)
     digest = staticmethod(_hmac.digest)
 
-    @staticmethod
-    def new(key: bytes, msg: bytes, digestmod: Any) -> _OneShot:
-        return _OneShot(_hmac.digest(key, msg, digestmod))
+    def __init__(self) -> None:
+        self._keyed: dict[tuple[bytes, Any], Any] = {}
+
+    def new(self, key: bytes, msg: bytes | None = None, digestmod: Any = None) -> Any:
+        keyed = self._keyed.get((key, digestmod))
+        if keyed is None:
+            keyed = self._keyed[(key, digestmod)] = _hmac.new(key, digestmod=digestmod)
+        h = keyed.copy()
+        if msg is not None:
+            h.update(msg)
+        return h
 
 
 Undo = Callable[[], None]
 
 
-def hmac_oneshot() -> Undo:
-    """operations.py ``Hmac.build`` / ``Generalize._build_date_shift``: ``hmac.digest(secret, data,
-    "sha256")`` (one C call through OpenSSL) instead of ``hmac.new(secret, data, sha256).digest()``
-    (an HMAC object built in Python per value)."""
+def hmac_keyed() -> Undo:
+    """operations.py ``Hmac.build`` and ``Generalize._build_date_shift``, service.py
+    ``output_key_function``: key an HMAC object once at build time (``hmac.new(secret,
+    digestmod=hashlib.sha256)``) and per value ``h = keyed.copy(); h.update(data); h.digest()``, instead
+    of ``hmac.new(secret, data, sha256).digest()``. Same bytes; about 1.6 instead of 4.1 us per call,
+    four calls per record of the example schema (user_id, email, date_shift's subject, the output key)."""
+    from stream_anon import service
     from stream_anon.rules import operations
 
-    setattr(operations, "hmac", _HmacModule)  # noqa: B010 (the module does not export the name)
-    return lambda: setattr(operations, "hmac", _hmac)
+    shim = _KeyedHmac()
+    setattr(operations, "hmac", shim)  # noqa: B010 (the modules do not export the name)
+    setattr(service, "hmac", shim)  # noqa: B010
+
+    def undo() -> None:
+        setattr(operations, "hmac", _hmac)  # noqa: B010
+        setattr(service, "hmac", _hmac)  # noqa: B010
+
+    return undo
 
 
 def _ipv6_prefix(value: str, bits: int) -> str | None:
@@ -157,8 +166,9 @@ class _AdaptiveConsumer:
     """A consumer whose ``consume`` takes what is already fetched at once, and otherwise waits only for
     the first record, instead of waiting out the whole timeout for a full batch."""
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: Any, linger_s: float = 0.0) -> None:
         self._consumer = consumer
+        self._linger_s = linger_s
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
@@ -172,33 +182,35 @@ class _AdaptiveConsumer:
             return []
         if num_messages <= 1:
             return [first]
-        return [first, *self._consumer.consume(num_messages=num_messages - 1, timeout=0)]
+        return [first, *self._consumer.consume(num_messages=num_messages - 1, timeout=self._linger_s)]
 
 
-def adaptive_poll() -> Undo:
+def adaptive_poll(linger_s: float = 0.0) -> Undo:
     """worker.py ``Source.poll_batch``: ``consume(batch_size, timeout=0)`` to take what the client has
     already fetched; only when that is empty, ``poll(poll_timeout_s)`` for one record and the rest with
     ``timeout=0``. Now a batch waits the whole ``poll_timeout_s`` (0.2 s) unless ``batch_size`` records
     are there, which adds up to that much latency at any rate below saturation; under load the batches
-    are as full as before."""
+    are as full as before. ``linger-poll``: the same, but after the first record it waits up to 50 ms
+    for the batch to fill, so a trickle of records does not become a transaction per record."""
     from stream_anon import worker
 
     original = worker.Source.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self.consumer = _AdaptiveConsumer(self.consumer)
+        self.consumer = _AdaptiveConsumer(self.consumer, linger_s)
 
     worker.Source.__init__ = init  # type: ignore[method-assign]
     return lambda: setattr(worker.Source, "__init__", original)
 
 
 PATCHES: dict[str, Callable[[], Undo]] = {
-    "hmac-oneshot": hmac_oneshot,
+    "hmac-keyed": hmac_keyed,
     "ip-prefix-inet": ip_prefix_inet,
     "pii-getters": pii_getters,
     "no-leaf-wrapper": no_leaf_wrapper,
     "adaptive-poll": adaptive_poll,
+    "linger-poll": lambda: adaptive_poll(0.05),
 }
 
 

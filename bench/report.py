@@ -118,6 +118,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"Workers: exactly-once, batches of {results['settings']['batch_size']}, one process per case.",
         "",
         *(
+            [f"**Worker settings changed for this run: {results['settings']['overrides']}.**", ""]
+            if results["settings"].get("overrides")
+            else []
+        ),
+        *(
             [
                 f"**Candidate speed-ups applied by monkeypatching (bench/patches.py): "
                 f"{', '.join(results['settings']['patches'])}.**",
