@@ -225,7 +225,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     bars = left.bar(range(len(keys)), rates, color=["#888888"] * 2 + ["#4c72b0"] * (len(keys) - 2))
     left.set_yscale("log")
-    left.set_xticks(range(len(keys)), labels, fontsize=8)
+    left.set_xticks(range(len(keys)), labels, fontsize=8, rotation=35, ha="right")
     left.set_ylabel("records per second (log)")
     left.set_title("Saturation throughput")
     for bar, rate in zip(bars, rates, strict=True):
@@ -239,7 +239,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
     right.bar([i + 0.2 for i in x], p99, width=0.4, label="p99", color="#c44e52")
     right.axhline(500, color="black", linestyle="--", linewidth=0.8, label="500 ms target (case 3)")
     right.set_yscale("log")
-    right.set_xticks(list(x), [f"{k}\n{results['cases'][k]['short']}" for k in lat_keys], fontsize=8)
+    right.set_xticks(
+        list(x),
+        [f"{k}\n{results['cases'][k]['short']}" for k in lat_keys],
+        fontsize=8,
+        rotation=35,
+        ha="right",
+    )
     right.set_ylabel("ms (log)")
     right.set_title("End-to-end latency at half the saturation rate")
     right.legend(fontsize=8)
@@ -266,3 +272,16 @@ def write(results: dict[str, Any], directory: Path) -> dict[str, Path]:
     paths["md"].write_text(markdown(results), encoding="utf-8")
     chart(results, paths["png"])
     return paths
+
+
+def main() -> None:
+    """Render latest.md and latest.png again from a results JSON: ``python -m bench.report PATH``."""
+    import sys
+
+    path = Path(sys.argv[1])
+    results = json.loads(path.read_text(encoding="utf-8"))
+    write(results, path.parent)
+
+
+if __name__ == "__main__":
+    main()
