@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -22,6 +20,7 @@ from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
+from stream_anon.rules.operations import keyed_hmac
 from stream_anon.worker import Worker, WorkerError
 
 log = structlog.get_logger(__name__)
@@ -113,12 +112,14 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
             "otherwise set output_key to keep or drop"
         ) from None
     prefix = f"k1.default.{version}.".encode()
+    keyed = keyed_hmac(secret)
 
     def pseudonym(key: bytes | None) -> bytes | None:
         if key is None:
             return None
-        digest = hmac.new(secret, key, hashlib.sha256).digest()[:16]
-        return prefix + base64.urlsafe_b64encode(digest).rstrip(b"=")
+        h = keyed.copy()
+        h.update(key)
+        return prefix + base64.urlsafe_b64encode(h.digest()[:16]).rstrip(b"=")
 
     return pseudonym
 

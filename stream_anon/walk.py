@@ -12,7 +12,7 @@ the values alone, for records whose schema is unknown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, MutableSequence
+from collections.abc import Callable, MutableMapping, MutableSequence, Set
 from typing import Any
 
 Slot = MutableMapping[str, Any] | MutableSequence[Any]
@@ -58,6 +58,147 @@ def compile_walker(schema: Any) -> Walker:
         return out
 
     return walk
+
+
+# The strings of a record split in two lists: those the verifier's detectors read, and those at
+# ``generated`` paths (rule output), in the walker's order.
+Screen = Callable[[dict[str, Any]], tuple[list[str], list[str]]]
+_Emit = Callable[[Any, list[str], list[str]], None]
+
+
+class _Unscreenable(Exception):
+    """A schema part whose leaves only the full walker lists faithfully (recursive or ambiguous types)."""
+
+
+def compile_screen(schema: Any, generated: Set[str]) -> Screen | None:
+    """The strings ``compile_walker(schema)`` would list, without their slots: the verifier's fast path.
+
+    Map keys always go to the first list (a key is data, whatever rule made its value). ``None`` for
+    schemas the walker reads by their values (recursive types, unions of several records or arrays).
+    """
+    names: dict[str, Any] = {}
+    if isinstance(schema, dict):
+        names.update(schema.get("__named_schemas", {}))
+    _collect_names(schema, None, names)
+    try:
+        found = _screen(schema, "", names, frozenset(), None, generated)
+    except _Unscreenable:
+        return None
+    top = _screen_nothing if found is None else _as_emit(found)
+
+    def screen(record: dict[str, Any]) -> tuple[list[str], list[str]]:
+        checked: list[str] = []
+        produced: list[str] = []
+        top(record, checked, produced)
+        return checked, produced
+
+    return screen
+
+
+_STRING_CHECKED, _STRING_PRODUCED, _OTHER = 0, 1, 2
+
+
+def _screen(
+    schema: Any,
+    path: str,
+    names: dict[str, Any],
+    active: frozenset[str],
+    namespace: str | None,
+    generated: Set[str],
+) -> _Emit | int | None:
+    """An emitter for ``schema``'s values, a string kind for plain strings, or None when there is no text."""
+    schema = _resolve(schema, names, namespace)
+    kind = _kind(schema)
+    if kind == "string":
+        return _STRING_PRODUCED if path in generated else _STRING_CHECKED
+    if kind in _NO_TEXT:
+        return None
+    if kind == "wrapped":
+        return _screen(schema["type"], path, names, active, namespace, generated)
+    if kind == "union":
+        branches = [_kind(_resolve(b, names, namespace)) for b in schema]
+        if any(k not in _NO_TEXT and k != "string" for k in branches):
+            nested = [b for b, k in zip(schema, branches, strict=True) if k not in _NO_TEXT and k != "string"]
+            if len(nested) > 1 or "string" in branches:
+                raise _Unscreenable(path)
+            return _screen(nested[0], path, names, active, namespace, generated)
+        return _screen("string", path, names, active, namespace, generated) if "string" in branches else None
+    if kind == "record":
+        full = _fullname(str(schema.get("name", "")), schema.get("namespace", namespace))
+        if full in active:
+            raise _Unscreenable(path)
+        inner_ns = full.rpartition(".")[0] or None
+        fields: list[tuple[str, int, _Emit | None]] = []
+        for field in schema.get("fields", []):
+            name = str(field["name"])
+            child = _screen(field.get("type"), _join(path, name), names, active | {full}, inner_ns, generated)
+            if isinstance(child, int):
+                fields.append((name, child, None))
+            elif child is not None:
+                fields.append((name, _OTHER, child))
+        return _screen_record(tuple(fields)) if fields else None
+    if kind == "array":
+        items = _screen(schema.get("items"), f"{path}[]", names, active, namespace, generated)
+        return None if items is None else _screen_array(_as_emit(items))
+    if kind == "map":
+        values = _screen(schema.get("values"), f"{path}{{}}", names, active, namespace, generated)
+        return _screen_map(None if values is None else _as_emit(values))
+    raise _Unscreenable(path)
+
+
+def _screen_nothing(value: Any, checked: list[str], produced: list[str]) -> None:
+    return None
+
+
+def _as_emit(child: _Emit | int) -> _Emit:
+    if not isinstance(child, int):
+        return child
+    produced = child == _STRING_PRODUCED
+
+    def emit(value: Any, checked: list[str], out: list[str]) -> None:
+        if isinstance(value, str):
+            (out if produced else checked).append(value)
+
+    return emit
+
+
+def _screen_record(fields: tuple[tuple[str, int, _Emit | None], ...]) -> _Emit:
+    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
+        if not isinstance(value, dict):
+            return
+        for name, kind, child in fields:
+            v = value.get(name)
+            if kind == _STRING_CHECKED:
+                if isinstance(v, str):
+                    checked.append(v)
+            elif kind == _STRING_PRODUCED:
+                if isinstance(v, str):
+                    produced.append(v)
+            elif v is not None and child is not None:
+                child(v, checked, produced)
+
+    return emit
+
+
+def _screen_array(items: _Emit) -> _Emit:
+    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
+        if isinstance(value, list):
+            for item in value:
+                items(item, checked, produced)
+
+    return emit
+
+
+def _screen_map(values: _Emit | None) -> _Emit:
+    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    checked.append(key)
+                if values is not None:
+                    values(item, checked, produced)
+
+    return emit
 
 
 def walk_untyped(record: dict[str, Any]) -> list[Leaf]:

@@ -23,7 +23,7 @@ from stream_anon.rules.operations import (
     RuleError,
     Scan,
     ValueRuleError,
-    hmac_token,
+    hmac_tokens,
 )
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -113,21 +113,23 @@ class _ScanGroup:
     path: str
 
 
-def _leaf_failure(path: str, fn: Apply) -> Apply:
-    """Tag a ValueRuleError with its field path as it passes up."""
+@dataclass(slots=True)
+class _Built:
+    """What compiling one value's type gives: its function (None: the value is kept as is) and more."""
 
-    def apply(value: Any, ctx: Ctx) -> Any:
-        try:
-            return fn(value, ctx)
-        except ValueRuleError:
-            if not ctx.path:
-                ctx.path = path
-            raise
-        except (ValueError, TypeError, OverflowError) as exc:
-            ctx.path = ctx.path or path
-            raise ValueRuleError(f"{type(exc).__name__} in rule") from None
+    fn: Apply | None
+    out_type: Any
+    changed: bool  # the derived type differs from the written one
+    may_defer: bool  # the function may leave ``Deferred`` placeholders (scan)
+    # The path a failure inside ``fn`` is reported at; None for records, which report their own fields'.
+    where: str | None
+    nullable: bool = False  # ``fn`` takes non-null values only; a null passes through
 
-    return apply
+    def apply(self) -> Apply | None:
+        """``fn`` for any value of the type, nulls included (inside arrays and maps)."""
+        if self.fn is None or not self.nullable:
+            return self.fn
+        return _nullable(self.fn)
 
 
 class _Compiler:
@@ -175,7 +177,7 @@ class _Compiler:
         ns = full.rpartition(".")[0] or None
         self.named[full] = schema
         default = schema.get("anon.default")
-        steps: list[tuple[str, Apply | None, bool]] = []
+        steps: list[tuple[str, _Built]] = []
         derived_fields: list[dict[str, Any]] = []
         for f in schema.get("fields", []):
             name = f["name"]
@@ -187,22 +189,19 @@ class _Compiler:
                 continue
             if built is None:
                 continue  # dropped
-            fn, out_type, changed, may_defer = built
             derived = {k: v for k, v in f.items() if k not in ANNOTATIONS and k != "confluent:tags"}
-            derived["type"] = out_type
-            if changed:
+            derived["type"] = built.out_type
+            if built.changed:
                 derived.pop("default", None)
-                if isinstance(out_type, list) and out_type and out_type[0] == "null":
+                if isinstance(built.out_type, list) and built.out_type and built.out_type[0] == "null":
                     derived["default"] = None
             derived_fields.append(derived)
-            steps.append((name, fn, may_defer))
+            steps.append((name, built))
         derived_schema = {k: v for k, v in schema.items() if k not in ANNOTATIONS and k != "fields"}
         derived_schema["fields"] = derived_fields
         return _record_fn(steps), derived_schema
 
-    def field(
-        self, f: dict[str, Any], path: str, namespace: str | None, default: Any
-    ) -> tuple[Apply | None, Any, bool, bool] | None:
+    def field(self, f: dict[str, Any], path: str, namespace: str | None, default: Any) -> _Built | None:
         entity = f.get("pii")
         if entity is not None and not isinstance(entity, str):
             raise RuleError("pii must be an entity name such as EMAIL_ADDRESS")
@@ -249,13 +248,14 @@ class _Compiler:
 
     def typed(
         self, avro: Any, path: str, namespace: str | None, spec: dict[str, Any] | None, entity: str | None
-    ) -> tuple[Apply | None, Any, bool, bool]:
-        """(apply, derived type, type changed, may leave Deferred) for a value of ``avro`` under ``spec``."""
+    ) -> _Built:
+        """How a value of ``avro`` is transformed under ``spec``."""
         resolved = self.resolve(avro, namespace)
         if isinstance(resolved, list):
             non_null = [b for b in resolved if b != "null"]
             if len(non_null) == 1 and len(resolved) == 2:
-                inner, out, changed, may_defer = self.typed(non_null[0], path, namespace, spec, entity)
+                inner = self.typed(non_null[0], path, namespace, spec, entity)
+                out = inner.out_type
                 out_union = (
                     out
                     if isinstance(out, list)
@@ -263,40 +263,53 @@ class _Compiler:
                     if resolved[0] == "null"
                     else [out, "null"]
                 )
-                if inner is None:
-                    return None, out_union, changed, may_defer
-                return _nullable(inner), out_union, changed, may_defer
+                nullable = inner.fn is not None
+                return _Built(inner.apply(), out_union, inner.changed, inner.may_defer, inner.where, nullable)
             if spec is None or spec["op"] not in ("keep", "redact"):
                 raise RuleError("unions of several non-null types take only keep, drop or redact")
             if spec["op"] == "keep":
                 self.rules.append(
                     FieldRule(path, _type_name(avro), entity, "keep", "field", _type_name(avro))
                 )
-                return None, avro, False, False
+                return _Built(None, avro, False, False, path)
             self.rules.append(FieldRule(path, _type_name(avro), entity, "redact", "field", "null"))
-            return (lambda v, ctx: None), "null", True, False
+            return _Built(lambda v, ctx: None, "null", True, False, path)
         if isinstance(resolved, dict) and resolved.get("type") == "array":
-            inner, out, changed, may_defer = self.typed(
-                resolved["items"], f"{path}[]", namespace, spec, entity
+            inner = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity)
+            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": inner.out_type}
+            fn = inner.apply()
+            return _Built(
+                None if fn is None else _array(fn, inner.may_defer),
+                derived,
+                inner.changed,
+                inner.may_defer,
+                inner.where,
             )
-            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": out}
-            return (None if inner is None else _array(inner, may_defer)), derived, changed, may_defer
         if isinstance(resolved, dict) and resolved.get("type") == "map":
-            inner, out, changed, may_defer = self.typed(
-                resolved["values"], f"{path}{{}}", namespace, spec, entity
+            inner = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity)
+            derived = {
+                **{k: v for k, v in resolved.items() if k not in ANNOTATIONS},
+                "values": inner.out_type,
+            }
+            fn = inner.apply()
+            return _Built(
+                None if fn is None else _map(fn, inner.may_defer),
+                derived,
+                inner.changed,
+                inner.may_defer,
+                inner.where,
             )
-            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "values": out}
-            return (None if inner is None else _map(inner, may_defer)), derived, changed, may_defer
         if isinstance(resolved, dict) and resolved.get("type") == "record":
             full = self.fullname(resolved, namespace)
             if spec is not None:
                 if spec["op"] == "keep":
                     self.rules.append(FieldRule(path, full, entity, "keep", "field", full))
-                    return (
+                    return _Built(
                         None,
                         _strip_annotations(resolved) if full not in self.derived_named else full,
                         False,
                         False,
+                        path,
                     )
                 raise RuleError(
                     f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole"
@@ -305,7 +318,7 @@ class _Compiler:
                 raise RuleError(f"record {full} is used twice; define it once per schema")
             self.derived_named.add(full)
             fn, derived = self.record(resolved, path, namespace)
-            return _as_apply(fn), derived, False, True
+            return _Built(_as_apply(fn), derived, False, True, None)
         # a leaf
         if spec is None:
             raise RuleError("no rule")
@@ -335,10 +348,10 @@ class _Compiler:
         if op.generated:
             self.generated.add(path)  # leaf path in the verifier's notation (tags[], attrs{})
         if isinstance(op, Scan):
-            return self._scan(op, path), out_type, False, True
+            return _Built(self._scan(op, path), out_type, False, True, path)
         if spec["op"] == "keep":
-            return None, out_type, False, False
-        return _leaf_failure(path, op.build()), out_type, changed, False
+            return _Built(None, out_type, False, False, path)
+        return _Built(op.build(), out_type, changed, False, path)
 
     def _scan(self, op: Scan, path: str) -> Apply:
         entities = op.spec.get("entities")
@@ -458,16 +471,44 @@ def _as_apply(fn: Callable[[dict[str, Any], Ctx], dict[str, Any]]) -> Apply:
     return fn
 
 
-def _record_fn(
-    steps: list[tuple[str, Apply | None, bool]],
-) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
-    kept = tuple(name for name, fn, _ in steps if fn is None)
-    transformed = tuple((name, fn) for name, fn, d in steps if fn is not None and not d)
-    deferring = tuple((name, fn) for name, fn, d in steps if fn is not None and d)
+def _record_fn(steps: list[tuple[str, _Built]]) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
+    """One record's function: kept fields copied, then each rule applied in place, with no wrappers.
+
+    A failing value is reported at its field's path (``ctx.path``, set once, innermost first): caught
+    here rather than by a wrapper per leaf, which cost a call per value. Nested records, which report
+    their own fields, run outside the ``try``, so a value that is not a record at all is a schema
+    mismatch (``TypeError``), not a rule failure.
+    """
+    kept = tuple(name for name, b in steps if b.fn is None)
+    # (name, fn, nulls pass through, where a failure is reported)
+    leaves = tuple(
+        (name, b.fn, b.nullable, b.where)
+        for name, b in steps
+        if b.fn is not None and not b.may_defer and b.where is not None
+    )
+    nested: list[tuple[str, Apply]] = []
+    deferring: list[tuple[str, Apply]] = []
+    for name, b in steps:
+        fn = b.apply()
+        if fn is not None and (b.may_defer or b.where is None):
+            (deferring if b.may_defer else nested).append((name, fn))
 
     def apply(record: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
         out = {name: record[name] for name in kept}
-        for name, fn in transformed:
+        for name, fn, nullable, where in leaves:
+            value = record[name]
+            if value is None and nullable:
+                out[name] = None
+                continue
+            try:
+                out[name] = fn(value, ctx)
+            except ValueRuleError:
+                ctx.path = ctx.path or where
+                raise
+            except (ValueError, TypeError, OverflowError) as exc:
+                ctx.path = ctx.path or where
+                raise ValueRuleError(f"{type(exc).__name__} in rule") from None
+        for name, fn in nested:
             out[name] = fn(record[name], ctx)
         for name, fn in deferring:
             value = fn(record[name], ctx)
@@ -501,16 +542,33 @@ class Plan:
         self.field_rules = list(compiler.rules)
         self.has_scan = bool(compiler.scan_groups)
         self._apply = apply_record
-        self._getters = compiler.pii_getters
+        # with the path's parts when it goes through plain records only (the common, fast case)
+        self._getters = [
+            (entity, path, get, None if "[]" in path or "{}" in path else tuple(path.split(".")))
+            for entity, path, get in compiler.pii_getters
+        ]
         self._scanner = compiler.scanner
         self._keys = compiler.keys
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """The record's raw values of ``"pii"`` fields as text: (entity, path, value)."""
         out: list[tuple[str, str, str]] = []
-        for entity, path, get in self._getters:
-            for value in get(record):
-                if isinstance(value, (str, int)) and not isinstance(value, bool):
-                    out.append((entity, path, str(value)))
+        for entity, path, get, chain in self._getters:
+            if chain is not None:  # a path through plain records: one value or none
+                value: Any = record
+                for part in chain:
+                    value = value.get(part) if value.__class__ is dict else None
+                if value is None:
+                    continue
+                if value.__class__ is str:
+                    out.append((entity, path, value))
+                    continue
+                values = get(record) if value.__class__ is dict or value.__class__ is list else [value]
+            else:
+                values = get(record)
+            for v in values:
+                if isinstance(v, (str, int)) and not isinstance(v, bool):
+                    out.append((entity, path, str(v)))
         return out
 
     def apply_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | RuleFailure]:
@@ -598,10 +656,10 @@ class Plan:
         return found
 
     def _pseudonym(self, key_name: str) -> Callable[[str, str], str]:
-        keys = self._keys
+        token = hmac_tokens(self._keys, key_name)
 
         def pseudonym(entity: str, text: str) -> str:
-            return f"<{entity}:{hmac_token(keys, key_name, text.strip().lower())}>"
+            return f"<{entity}:{token(text.strip().lower())}>"
 
         return pseudonym
 

@@ -278,6 +278,30 @@ def test_a_rule_that_fails_on_one_value_fails_that_record_only() -> None:
     assert "10.0.0.1" not in bad.message
 
 
+def test_a_failure_is_reported_at_the_innermost_path_and_a_non_record_is_a_schema_mismatch() -> None:
+    ip = {"op": "generalize", "method": "ip_prefix"}
+    inner = {"type": "record", "name": "U", "fields": [{"name": "ip", "type": ["null", "string"], "anon": ip}]}
+    plan = compile_plan(
+        schema(
+            {"name": "ips", "type": {"type": "array", "items": "string"}, "anon": ip},
+            {"name": "u", "type": ["null", inner]},
+        ),
+        KEYS,
+    )
+    in_array, in_record, fine, not_a_record = plan.apply_batch(
+        [
+            {"ips": ["1.2.3.4", "x"], "u": None},
+            {"ips": [], "u": {"ip": "bad"}},
+            {"ips": ["2001:db8::1"], "u": {"ip": None}},
+            {"ips": [], "u": "not a record"},
+        ]
+    )
+    assert isinstance(in_array, RuleFailure) and in_array.path == "ips[]"
+    assert isinstance(in_record, RuleFailure) and in_record.path == "u.ip"
+    assert fine == {"ips": ["2001:db8::/48"], "u": {"ip": None}}
+    assert isinstance(not_a_record, RuleFailure) and not_a_record.message == "record does not match its schema"
+
+
 # --- strict mode ------------------------------------------------------------------------------------
 
 
