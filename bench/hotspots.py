@@ -131,7 +131,9 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
             records,
             repeats,
         ),
-        "  of which Plan.pii_values": best_us(lambda: [plan.pii_values(r) for r in records_], records, repeats),
+        "  of which Plan.pii_values": best_us(
+            lambda: [plan.pii_values(r) for r in records_], records, repeats
+        ),
         "encode (fastavro, derived schema)": best_us(
             lambda: [encode(b"", plan.parsed_derived, o) for o in out], records, repeats
         ),
@@ -147,22 +149,30 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
         "generalize ip_prefix": (
             {"op": "generalize", "method": "ip_prefix"}, "string", [r["ip_address"] for r in records_]
         ),
-        "mask keep_last 2 (phone)": ({"op": "mask", "keep_last": 2}, "string", [u["phone"] or "" for u in user]),
+        "mask keep_last 2 (phone)": (
+            {"op": "mask", "keep_last": 2}, "string", [u["phone"] or "" for u in user]
+        ),
         "generalize bucket (age)": (
             {"op": "generalize", "method": "bucket", "width": 10, "min": 18, "max": 80},
             "int",
             [u["age"] or 0 for u in user],
         ),
         "generalize time hour": (
-            {"op": "generalize", "method": "time", "unit": "hour"}, timestamp, [r["event_time"] for r in records_]
+            {"op": "generalize", "method": "time", "unit": "hour"},
+            timestamp,
+            [r["event_time"] for r in records_],
         ),
     }  # fmt: skip
     calls: dict[str, float] = {}
     for name, (spec, avro, inputs) in ops.items():
         fn = operations.REGISTRY[spec["op"]](spec, avro, keys).build()
-        calls[name] = best_us(lambda fn=fn, inputs=inputs: [fn(v, None) for v in inputs], len(inputs), repeats)
+        calls[name] = best_us(
+            lambda fn=fn, inputs=inputs: [fn(v, None) for v in inputs], len(inputs), repeats
+        )
     shift = operations.Generalize(
-        {"op": "generalize", "method": "date_shift", "subject": "user.user_id", "max_days": 15}, timestamp, keys
+        {"op": "generalize", "method": "date_shift", "subject": "user.user_id", "max_days": 15},
+        timestamp,
+        keys,
     ).build()
     contexts = [Ctx(r, i, []) for i, r in enumerate(records_)]
     calls["generalize date_shift"] = best_us(

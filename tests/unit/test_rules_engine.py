@@ -280,7 +280,8 @@ def test_a_rule_that_fails_on_one_value_fails_that_record_only() -> None:
 
 def test_a_failure_is_reported_at_the_innermost_path_and_a_non_record_is_a_schema_mismatch() -> None:
     ip = {"op": "generalize", "method": "ip_prefix"}
-    inner = {"type": "record", "name": "U", "fields": [{"name": "ip", "type": ["null", "string"], "anon": ip}]}
+    ip_field = {"name": "ip", "type": ["null", "string"], "anon": ip}
+    inner = {"type": "record", "name": "U", "fields": [ip_field]}
     plan = compile_plan(
         schema(
             {"name": "ips", "type": {"type": "array", "items": "string"}, "anon": ip},
@@ -299,7 +300,8 @@ def test_a_failure_is_reported_at_the_innermost_path_and_a_non_record_is_a_schem
     assert isinstance(in_array, RuleFailure) and in_array.path == "ips[]"
     assert isinstance(in_record, RuleFailure) and in_record.path == "u.ip"
     assert fine == {"ips": ["2001:db8::/48"], "u": {"ip": None}}
-    assert isinstance(not_a_record, RuleFailure) and not_a_record.message == "record does not match its schema"
+    assert isinstance(not_a_record, RuleFailure)
+    assert not_a_record.message == "record does not match its schema"
 
 
 # --- strict mode ------------------------------------------------------------------------------------
