@@ -247,12 +247,21 @@ class _Producing:
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
         self.failures: dict[SourceKey, KafkaError] = {}
+        # What this batch has produced, and the writes reported failed, matched after the flush.
+        self._produced: list[list[Outcome]] = []
+        self._undelivered: list[tuple[KafkaError, str | None, bytes | None]] = []
+
+    def reset(self) -> None:
+        """Forget the last batch's writes (at the start of each batch)."""
+        self.failures = {}
+        self._produced = []
+        self._undelivered = []
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        # One bound callback for every record (a closure per record cost ~2 us): the source is in the
-        # headers both kinds of output carry. Without them the failure still aborts the whole batch.
+        # One bound callback for every record (a closure per record cost ~2 us); the rare failure is
+        # tied to its source after the flush, by what was written where (see _resolve_undelivered).
         if err is not None:
-            self.failures[_source_of(msg)] = err
+            self._undelivered.append((err, msg.topic(), msg.value()))
 
     def _send(
         self,
@@ -273,6 +282,7 @@ class _Producing:
                 return
 
     def produce(self, outcomes: list[Outcome]) -> None:
+        self._produced.append(outcomes)
         for outcome in outcomes:
             src = outcome.source
             key = (src.topic, src.partition, src.offset)
@@ -288,29 +298,35 @@ class _Producing:
                 self._send(self.dlq_topic, src.key, src.value or b"", list(outcome.headers()), key)
         self.producer.poll(0)
 
+    def _resolve_undelivered(self) -> None:
+        """Each failed write's source: every record of the batch that wrote the same bytes to the same
+        topic (identical outputs of several records all become suspects, which costs only a retry)."""
+        for err, topic, value in self._undelivered:
+            matched = False
+            for outcomes in self._produced:
+                for o in outcomes:
+                    src = o.source
+                    if isinstance(o, Sanitized):
+                        written, to = o.value, self.output_topic
+                    else:
+                        written, to = src.value or b"", self.dlq_topic
+                    if to == topic and written == value:
+                        self.failures[(src.topic, src.partition, src.offset)] = err
+                        matched = True
+            if not matched:
+                self.failures[("", -1, -1)] = err  # names no record: the batch is retried as a whole
+        self._undelivered = []
+
     def check_failures(self) -> None:
         """After a flush: any failed write aborts the batch; permanent rejections are named for the retry."""
+        if self._undelivered:
+            self._resolve_undelivered()
         if not self.failures:
             return
         failures, self.failures = self.failures, {}
         rejected = {k: e.name() for k, e in failures.items() if e.code() in _PERMANENT_PRODUCE_ERRORS}
         codes = sorted({e.name() for e in failures.values()})
         raise BatchAborted(f"{len(failures)} write(s) failed: {', '.join(codes)}", rejected)
-
-
-def _source_of(msg: Message) -> SourceKey:
-    """The input record an output message came from, by its lineage (or dead-letter) headers."""
-    headers = msg.headers() or []
-    pairs = headers.items() if isinstance(headers, dict) else headers  # a list, as the client returns
-    found = {name: value for name, value in pairs if isinstance(value, bytes)}
-    try:
-        return (
-            found[_SOURCE_TOPIC].decode(),
-            int(found[_SOURCE_PARTITION]),
-            int(found[_SOURCE_OFFSET]),
-        )
-    except (KeyError, ValueError):
-        return ("", -1, -1)  # names no record: the batch is aborted and retried as a whole
 
 
 def producer_callbacks(observer: Observer) -> dict[str, Any]:
@@ -345,7 +361,7 @@ class ExactlyOnce(_Producing):
         _retry_retriable(lambda: producer.init_transactions(self._timeout), "init_transactions")
 
     def begin(self) -> None:
-        self.failures = {}
+        self.reset()
         self.producer.begin_transaction()
 
     def commit(self, batch: Batch, consumer: Consumer) -> None:
@@ -395,7 +411,7 @@ class AtLeastOnce(_Producing):
         self._timeout = settings.shutdown_timeout_s
 
     def begin(self) -> None:
-        self.failures = {}
+        self.reset()
 
     def commit(self, batch: Batch, consumer: Consumer) -> None:
         remaining = self.producer.flush(self._timeout)
