@@ -15,7 +15,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from kafkatools import REPO, Framer, create_topics, produce, read_all, start_worker, unique, worker_env
+from confluent_kafka import Consumer, TopicPartition
+from kafkatools import (
+    BOOTSTRAP,
+    REPO,
+    Framer,
+    create_topics,
+    produce,
+    read_all,
+    start_worker,
+    unique,
+    worker_env,
+)
 
 from stream_anon.datagen import generate_feedback
 
@@ -56,11 +67,21 @@ def input_offsets(topic: str) -> set[tuple[int, int]]:
 
 
 def wait_for_output(topic: str, at_least: int, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(read_all(topic, read_committed=False, idle_s=0.5)) >= at_least:
-            return
-        time.sleep(0.5)
+    """Until the topic's partitions hold ``at_least`` offsets (records and transaction markers): the
+    high watermarks answer at once, where reading the records would wait for the worker to pause."""
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("watch")})
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = [
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            ]
+            if sum(ends) >= at_least:
+                return
+            time.sleep(0.1)
+    finally:
+        consumer.close()
     raise TimeoutError(f"fewer than {at_least} records reached {topic}")
 
 
