@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9400, ge=0, le=65535)
     batch_size: int = Field(500, ge=1, le=100_000)
     poll_timeout_s: float = Field(0.2, gt=0)
+    batch_linger_s: float = Field(0.0, ge=0, le=60)
     transactional_id: str | None = None
     transaction_timeout_s: int = Field(60, ge=1)
     shutdown_timeout_s: float = Field(20.0, gt=0)

@@ -185,20 +185,21 @@ class Source:
         self._on_revoke_cb(partitions)
         log.info("partitions_revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
-    def poll_batch(self, max_records: int, timeout_s: float) -> Batch:
+    def poll_batch(self, max_records: int, timeout_s: float, linger_s: float = 0.0) -> Batch:
         """Up to ``max_records`` records: whatever the client has fetched, or else the first to arrive
-        within ``timeout_s`` and whatever came with it.
+        within ``timeout_s``; then, short of a full batch, whatever else arrives within ``linger_s``.
 
-        A batch never waits for records that are not there: below saturation each record waits for one
-        batch at most (latency), and under load the batches fill up by themselves (throughput). Records
-        of a partition revoked while polling are left for its next owner.
+        A batch never waits for ``max_records`` to be there: below saturation a record waits at most
+        for one batch (latency), and under load batches fill up by themselves (throughput). ``linger_s``
+        trades a little latency for fewer, larger transactions at moderate rates. Records of a
+        partition revoked while polling are left for its next owner.
         """
         consume = self.consumer.consume
         messages = consume(num_messages=max_records, timeout=0)
         if not messages:
             messages = consume(num_messages=1, timeout=timeout_s)
-            if messages and max_records > 1:
-                messages.extend(consume(num_messages=max_records - 1, timeout=0))
+        if messages and len(messages) < max_records:
+            messages.extend(consume(num_messages=max_records - len(messages), timeout=linger_s))
         batch = Batch([])
         assigned = self.assigned
         for msg in messages:
@@ -534,7 +535,7 @@ class Worker:
                     raise WorkerError(f"consumer failed: {self.source.fatal.str()}")
                 self._observer.loop()
                 t0 = time.perf_counter()
-                batch = self.source.poll_batch(s.batch_size, s.poll_timeout_s)
+                batch = self.source.poll_batch(s.batch_size, s.poll_timeout_s, s.batch_linger_s)
                 if not batch.records:
                     if not self.source.assigned:
                         last_records = time.monotonic()  # idle means assigned and nothing to read
