@@ -133,13 +133,11 @@ class Verifier:
         # record's strings joined, without building leaves. Nearly every record is clean, and a clean
         # record passes every test of the full check's too; anything the screen flags goes to the full
         # check, which finds (and places) what it is.
+        needles = self._needles(plan.pii_values(raw))
         screen = self._screen(plan)
-        if screen is not None:
-            needles = self._needles(plan.pii_values(raw))
-            if not _screen_flags(screen(sanitized), self._detectors, needles):
-                return VerifyResult([], sanitized)
-            return self._full_check(plan, sanitized, needles)
-        return self._full_check(plan, sanitized, self._needles(plan.pii_values(raw)))
+        if screen is not None and not _screen_flags(screen(sanitized), self._detectors, needles):
+            return VerifyResult([], sanitized)
+        return self._full_check(plan, sanitized, needles)
 
     def _full_check(
         self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: list[_Needle]
@@ -198,21 +196,18 @@ class Verifier:
 
     def _needles(self, values: list[tuple[str, str, str]]) -> list[_Needle]:
         needles: dict[tuple[str, bool], _Needle] = {}
-        shortest = self._min_exact_length
         for entity, _path, value in values:
-            if value.__class__ is not str and not isinstance(value, str):
+            if not isinstance(value, str):
                 continue
             value = value.strip()
             if entity in DIGIT_ENTITIES:
                 digits = _NOT_DIGIT.sub("", value)
                 if len(digits) >= MIN_EXACT_DIGITS:
-                    if (digits, True) not in needles:
-                        needles[(digits, True)] = (entity, digits, True, value)
+                    needles.setdefault((digits, True), (entity, digits, True, value))
                     continue
-            if len(value) >= shortest:
+            if len(value) >= self._min_exact_length:
                 folded = value.casefold()
-                if (folded, False) not in needles:
-                    needles[(folded, False)] = (entity, folded, False, value)
+                needles.setdefault((folded, False), (entity, folded, False, value))
         return list(needles.values())
 
 

@@ -141,7 +141,7 @@ class _Compiler:
         self.named: dict[str, Any] = {}  # full name -> definition as written
         self.derived_named: set[str] = set()
         self.pii: list[PiiField] = []
-        self.pii_getters: list[tuple[str, str, Callable[[dict[str, Any]], list[Any]]]] = []
+        self.pii_getters: list[tuple[str, str, Callable[[dict[str, Any]], Sequence[Any]]]] = []
         self.generated: set[str] = set()
         self.rules: list[FieldRule] = []
         self.scan_groups: list[_ScanGroup] = []
@@ -410,11 +410,11 @@ def _strip_annotations(schema: Any) -> Any:
     return schema
 
 
-def _getter(name: str, path: str) -> Callable[[dict[str, Any]], list[Any]]:
+def _getter(name: str, path: str) -> Callable[[dict[str, Any]], Sequence[Any]]:
     """Collect the raw values at a dotted path (through nested records, arrays and maps)."""
     parts = path.replace("[]", "").replace("{}", "").split(".")
 
-    def get(record: dict[str, Any]) -> list[Any]:
+    def get(record: dict[str, Any]) -> Sequence[Any]:
         values: list[Any] = [record]
         for part in parts:
             nxt: list[Any] = []
@@ -432,7 +432,21 @@ def _getter(name: str, path: str) -> Callable[[dict[str, Any]], list[Any]]:
             values = nxt
         return values
 
-    return get
+    if "[]" in path or "{}" in path:
+        return get
+
+    def get_plain(record: dict[str, Any]) -> Sequence[Any]:
+        # A path through plain records, the common case: a chain of lookups, one value or none.
+        value: Any = record
+        for part in parts:
+            value = value.get(part) if value.__class__ is dict else None
+        if value is None:
+            return ()
+        if value.__class__ is dict or value.__class__ is list:
+            return get(record)  # a map or array field itself
+        return (value,)
+
+    return get_plain
 
 
 def _nullable(inner: Apply) -> Apply:
@@ -542,33 +556,19 @@ class Plan:
         self.field_rules = list(compiler.rules)
         self.has_scan = bool(compiler.scan_groups)
         self._apply = apply_record
-        # with the path's parts when it goes through plain records only (the common, fast case)
-        self._getters = [
-            (entity, path, get, None if "[]" in path or "{}" in path else tuple(path.split(".")))
-            for entity, path, get in compiler.pii_getters
-        ]
+        self._getters = compiler.pii_getters
         self._scanner = compiler.scanner
         self._keys = compiler.keys
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The record's raw values of ``"pii"`` fields as text: (entity, path, value)."""
         out: list[tuple[str, str, str]] = []
-        for entity, path, get, chain in self._getters:
-            if chain is not None:  # a path through plain records: one value or none
-                value: Any = record
-                for part in chain:
-                    value = value.get(part) if value.__class__ is dict else None
-                if value is None:
-                    continue
+        for entity, path, get in self._getters:
+            for value in get(record):
                 if value.__class__ is str:
                     out.append((entity, path, value))
-                    continue
-                values = get(record) if value.__class__ is dict or value.__class__ is list else [value]
-            else:
-                values = get(record)
-            for v in values:
-                if isinstance(v, (str, int)) and not isinstance(v, bool):
-                    out.append((entity, path, str(v)))
+                elif isinstance(value, (str, int)) and not isinstance(value, bool):
+                    out.append((entity, path, str(value)))
         return out
 
     def apply_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | RuleFailure]:
