@@ -27,6 +27,7 @@ from bench import kafkaperf, machine, profile, report
 from bench.children import REPO, CaseFailed, CaseProcess
 from bench.data import RAW_SCHEMA, STRUCTURED_SCHEMA, Dataset, generate, raw_schema, recall, save_values
 from bench.topics import Topics, broker_answers, comments_of, load, read_output, run_id
+from stream_anon.config import ScanSettings
 from stream_anon.keys import Keys
 
 MB = 2**20
@@ -143,17 +144,8 @@ class Run:
             "data_file": str(self.data_file),
             "warm_up": self.size.warm_up,
             "patches": self.patches,
-            "naive_entities": sorted(
-                [
-                    "PERSON",
-                    "EMAIL_ADDRESS",
-                    "PHONE_NUMBER",
-                    "IP_ADDRESS",
-                    "CREDIT_CARD",
-                    "IBAN_CODE",
-                    "US_SSN",
-                ]
-            ),
+            # the entities stream-anon's scan looks for by default: the peer is asked for the same ones
+            "naive_entities": sorted(ScanSettings().entities),
             "settings": {
                 "bootstrap_servers": self.bootstrap,
                 "schemas_dir": str(self.schema_dirs[schemas]),
