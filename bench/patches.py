@@ -5,9 +5,10 @@ measuring it here first says whether it is worth making. ``bench/hotspots.py`` r
 and without them, and ``bench/run.sh --patch NAME`` runs the Kafka cases with them. A patch is applied
 before the plan is compiled, since operations build their per-value functions at compile time.
 
-The candidates measured in the first session (keyed HMAC, IP prefixes through ``inet_pton``, direct
-getters for PII values, no per-leaf wrapper, polling without waiting for a full batch) are applied in
-``stream_anon/`` now; bench/README.md has what each one measured.
+The candidates measured so far (keyed HMAC, IP prefixes through ``inet_pton``, direct getters for PII
+values, no per-leaf wrapper, polling without waiting for a full batch, then a frozen heap with rarer
+young collections, a hand-keyed HMAC, whole-byte IPv4 prefixes) are applied in ``stream_anon/`` now;
+bench/README.md has what each one measured. ``untuned-heap`` takes one back out, to measure it again.
 """
 
 from __future__ import annotations
@@ -35,8 +36,23 @@ def lag_per_batch() -> Undo:
     return lambda: setattr(metrics.Metrics, "end_to_end_lags", original)
 
 
+def untuned_heap() -> Undo:
+    """The reverse of a change that is applied: heap.py's settings become no-ops, so that the collector
+    runs as CPython sets it (young collections every 700 allocations, the whole heap rescanned)."""
+    from stream_anon import heap
+
+    settle, tune = heap.settle, heap.tune_collector
+    heap.settle = heap.tune_collector = lambda: None
+
+    def restore() -> None:
+        heap.settle, heap.tune_collector = settle, tune
+
+    return restore
+
+
 PATCHES: dict[str, Callable[[], Undo]] = {
     "lag-per-batch": lag_per_batch,
+    "untuned-heap": untuned_heap,
 }
 
 

@@ -145,8 +145,8 @@ def read_output(
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
         }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        unread = [TopicPartition(topic, p) for p in partitions if ends[p] > 0]
         out: list[OutputRecord] = []
-        positions = dict.fromkeys(partitions, 0)
         deadline = time.monotonic() + timeout_s
         last = time.monotonic()
         while time.monotonic() < deadline:
@@ -154,7 +154,6 @@ def read_output(
             for m in msgs:
                 if m.error():
                     continue
-                positions[m.partition() or 0] = (m.offset() or 0) + 1
                 headers = lineage(m.headers())
                 out.append(
                     OutputRecord(
@@ -165,8 +164,8 @@ def read_output(
                 )
             if msgs:
                 last = time.monotonic()
-            # a transaction's commit marker takes the last offset
-            if all(positions[p] >= ends[p] - 1 for p in partitions) and time.monotonic() - last > 0.5:
+            # the position moves past commit markers, which take offsets but are never delivered
+            if all(tp.offset >= ends[tp.partition] for tp in consumer.position(unread)):
                 break
             if time.monotonic() - last > idle_s:
                 break

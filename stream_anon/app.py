@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from stream_anon import heap
 from stream_anon.config import ConfigError, Settings
 from stream_anon.config import ScanSettings as ScanConfig
 from stream_anon.keys import Keys
@@ -35,6 +36,7 @@ class LazyScanner:
         with self._lock:
             if self._scanner is None:
                 self._scanner = Scanner(self._settings)
+                heap.settle()  # the model's objects live as long as the process
             return self._scanner
 
     def detect_batch(

@@ -156,18 +156,16 @@ def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
         }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = {p for p, end in ends.items() if end > 0}
+        remaining = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
         idle_since = time.monotonic()
         while remaining and time.monotonic() - idle_since < 5.0:
             for msg in consumer.consume(500, 0.5):
                 if msg.error():
                     continue
                 idle_since = time.monotonic()
-                # a transaction's commit marker takes the last offset, so end - 1 is the last record
-                offset, partition = msg.offset() or 0, msg.partition() or 0
-                if offset >= ends[partition] - 2:
-                    remaining.discard(partition)
                 yield msg
+            # the position moves past commit markers, which take offsets but are never delivered
+            remaining = [tp for tp in consumer.position(remaining) if tp.offset < ends[tp.partition]]
     except KafkaException as exc:
         raise click.ClickException(f"cannot read {topic}: {exc}") from None
     finally:

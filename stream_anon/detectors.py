@@ -86,7 +86,24 @@ class EmailDetector:
             yield Finding(self.entity, match.start(), match.end())
 
 
-class PhoneDetector:
+class _Validated:
+    """A detector whose pattern proposes candidates and whose ``_valid`` confirms them; a candidate that
+    fails may still validate without a short last group (``_longest_valid``)."""
+
+    entity: str
+    _pattern: re.Pattern[str]
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        for match in self._pattern.finditer(text, pos, len(text) if endpos is None else endpos):
+            end = _longest_valid(match.group(), self._valid)
+            if end:
+                yield Finding(self.entity, match.start(), match.start() + end)
+
+    def _valid(self, candidate: str) -> bool:
+        raise NotImplementedError
+
+
+class PhoneDetector(_Validated):
     """International (``+`` or ``00``) or grouped national numbers of 9 to 15 digits.
 
     A bare run of digits is an id far more often than a phone, so it counts only behind ``+``; the exact
@@ -106,12 +123,6 @@ class PhoneDetector:
     _separators = re.compile(r"[ .\-/()]+")
     _ssn_shape = re.compile(r"\d{3}[ -]\d{2}[ -]\d{4}")
     _date = re.compile(r"(?:^|\D)(?:\d{4}[-/.]\d{2}[-/.]\d{2}|\d{2}[-/.]\d{2}[-/.]\d{4})(?:\D|$)")
-
-    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
-        for match in self._pattern.finditer(text, pos, len(text) if endpos is None else endpos):
-            end = _longest_valid(match.group(), self._valid)
-            if end:
-                yield Finding(self.entity, match.start(), match.start() + end)
 
     def _valid(self, candidate: str) -> bool:
         international = candidate.startswith(("+", "00"))
@@ -154,7 +165,7 @@ def _longest_valid(candidate: str, valid: Callable[[str], bool]) -> int:
     return 0
 
 
-class CardDetector:
+class CardDetector(_Validated):
     """Payment card numbers: known issuer prefix and length, Luhn checksum, consistent grouping."""
 
     entity = CREDIT_CARD
@@ -163,12 +174,6 @@ class CardDetector:
     min_digits = 12
     _pattern = re.compile(r"(?<![\w+])(?<!\w[.\-/])\d(?:[ \-]?\d){11,18}(?!\w|[.\-/]\w)")
     _digits = re.compile(r"\D")
-
-    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
-        for match in self._pattern.finditer(text, pos, len(text) if endpos is None else endpos):
-            end = _longest_valid(match.group(), self._valid)
-            if end:
-                yield Finding(self.entity, match.start(), match.start() + end)
 
     def _valid(self, candidate: str) -> bool:
         digits = self._digits.sub("", candidate)

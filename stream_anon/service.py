@@ -20,7 +20,7 @@ from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
-from stream_anon.rules.operations import keyed_hmac
+from stream_anon.rules.operations import HmacSha256
 from stream_anon.worker import Worker, WorkerError
 
 log = structlog.get_logger(__name__)
@@ -112,14 +112,12 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
             "otherwise set output_key to keep or drop"
         ) from None
     prefix = f"k1.default.{version}.".encode()
-    keyed = keyed_hmac(secret)
+    mac = HmacSha256(secret).mac
 
     def pseudonym(key: bytes | None) -> bytes | None:
         if key is None:
             return None
-        h = keyed.copy()
-        h.update(key)
-        return prefix + base64.urlsafe_b64encode(h.digest()[:16]).rstrip(b"=")
+        return prefix + base64.urlsafe_b64encode(mac(key)[:16]).rstrip(b"=")
 
     return pseudonym
 

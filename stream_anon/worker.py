@@ -23,6 +23,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from stream_anon import heap
 from stream_anon.config import Settings
 from stream_anon.deadletter import HEADER_PREFIX, DeadLetter, Reason
 from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
@@ -528,6 +529,9 @@ class Worker:
         log.info(
             "worker_started", delivery=s.delivery, input_topics=s.input_topics, output_topic=s.output_topic
         )
+        # everything built so far (modules, plans, clients) lives as long as the worker
+        heap.tune_collector()
+        heap.settle()
         last_records = time.monotonic()
         try:
             while not self._stop.is_set():

@@ -117,13 +117,12 @@ def read_all(
     )
     md = consumer.list_topics(topic, timeout=10)
     partitions = list(md.topics[topic].partitions)
-    ends = {}
+    lows, ends = {}, {}
     for p in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        ends[p] = high
+        lows[p], ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    assigned = [TopicPartition(topic, p) for p in partitions]
     out: list[Read] = []
-    positions = {p: 0 for p in partitions}
     deadline = time.monotonic() + timeout_s
     last = time.monotonic()
     while time.monotonic() < deadline:
@@ -131,14 +130,17 @@ def read_all(
         for m in msgs:
             if m.error():
                 continue
-            positions[m.partition()] = m.offset() + 1
             headers = {k: v.decode() for k, v in (m.headers() or [])}
             out.append(Read(m.topic(), m.partition(), m.offset(), m.key(), m.value(), headers))
         if msgs:
             last = time.monotonic()
-        # transaction markers occupy offsets: the position may sit just short of the high watermark
-        done = all(positions[p] >= ends[p] - 1 for p in partitions)
-        if (done and time.monotonic() - last > 0.5) or time.monotonic() - last > idle_s:
+        # Transaction markers and aborted records occupy offsets but are never delivered; the consumer's
+        # position moves past them. A partition is read when its position reaches the end (or it is
+        # empty). Guessing from the last delivered offset instead took a lone record for a marker.
+        if all(ends[tp.partition] <= lows[tp.partition] or tp.offset >= ends[tp.partition]
+               for tp in consumer.position(assigned)):  # fmt: skip
+            break
+        if time.monotonic() - last > idle_s:
             break
     consumer.close()
     return out
