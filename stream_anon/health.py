@@ -2,7 +2,8 @@
 
 * ``/healthz`` (liveness): 200 while the worker's loop turns; 503 once no iteration (``Health.beat``)
   happened within ``stall_timeout_s``, so Kubernetes restarts a wedged worker.
-* ``/readyz`` (readiness): 200 when partitions are assigned and the broker is reachable.
+* ``/readyz`` (readiness): 200 when partitions are assigned, the broker is reachable and the loop has
+  turned within a quarter of ``stall_timeout_s`` (a loop blocked on the broker is not making progress).
 * ``/metrics``: the ``Metrics`` registry in the Prometheus text format.
 
 Bodies are one short line of plain text naming the reason; they never carry record data.
@@ -27,6 +28,10 @@ class Health:
         if stall_timeout_s <= 0:
             raise ValueError("stall_timeout_s must be positive")
         self.stall_timeout_s = stall_timeout_s
+        # Readiness turns first, liveness (a restart) only if the stall lasts. A loop blocked inside
+        # commit_transaction serves no client callbacks, so the broker's absence is not reported from
+        # there: the stalled loop is what says it.
+        self.ready_stall_s = stall_timeout_s / 4
         self._clock = clock
         # Starting counts as a beat: the worker gets one timeout to reach its loop.
         self._last_beat = clock()
@@ -59,6 +64,9 @@ class Health:
             return False, "shutting down"
         if not self._broker_up:
             return False, "broker not reachable"
+        idle = self._clock() - self._last_beat
+        if idle > self.ready_stall_s:
+            return False, f"no loop iteration for {idle:.0f} s: waiting on the broker?"
         if self._assigned <= 0:
             return False, "no partitions assigned"
         return True, f"ok, {self._assigned} partitions assigned"

@@ -85,6 +85,21 @@ def test_readyz_needs_partitions_and_the_broker(server: HealthServer, health: He
     assert get(server, "/healthz")[0] == 200
 
 
+def test_readyz_fails_first_when_the_loop_stalls_and_recovers_with_it(
+    server: HealthServer, health: Health, clock: FakeClock
+) -> None:
+    # A loop blocked in a transaction commit reports nothing about the broker: the stall itself says it.
+    health.set_broker_up(True)
+    health.set_assignment(3)
+    assert get(server, "/readyz")[0] == 200
+    clock.now += 8  # past a quarter of the 30 s stall timeout, short of the timeout itself
+    status, _, body = get(server, "/readyz")
+    assert (status, get(server, "/healthz")[0]) == (503, 200)
+    assert "no loop iteration for 8 s" in body
+    health.beat()
+    assert get(server, "/readyz")[0] == 200
+
+
 def test_metrics_serves_the_registry(server: HealthServer, metrics: Metrics) -> None:
     metrics.consumed("feedback.raw", 42)
     status, content_type, body = get(server, "/metrics")
