@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.data import HEADER_BYTES
+from stream_anon.topicread import read_to_end
 from stream_anon.wire import strip_logical_types
 
 LINEAGE_PARTITION = "stream-anon.source.partition"
@@ -129,49 +130,17 @@ def read_output(
     bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 180.0
 ) -> list[OutputRecord]:
     """Every committed record of ``topic``, with its lineage (source partition and offset)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-reader-{run_id()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        md = consumer.list_topics(topic, timeout=10)
-        partitions = list(md.topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        unread = [TopicPartition(topic, p) for p in partitions if ends[p] > 0]
-        out: list[OutputRecord] = []
-        deadline = time.monotonic() + timeout_s
-        last = time.monotonic()
-        while time.monotonic() < deadline:
-            msgs = consumer.consume(1000, 0.5)
-            for m in msgs:
-                if m.error():
-                    continue
-                headers = lineage(m.headers())
-                out.append(
-                    OutputRecord(
-                        int(headers.get(LINEAGE_PARTITION, b"-1")),
-                        int(headers.get(LINEAGE_OFFSET, b"-1")),
-                        m.value() or b"",
-                    )
-                )
-            if msgs:
-                last = time.monotonic()
-            # the position moves past commit markers, which take offsets but are never delivered
-            if all(tp.offset >= ends[tp.partition] for tp in consumer.position(unread)):
-                break
-            if time.monotonic() - last > idle_s:
-                break
-        return out
-    finally:
-        consumer.close()
+    out: list[OutputRecord] = []
+    for m in read_to_end(bootstrap, topic, idle_s=idle_s, timeout_s=timeout_s, group_prefix="bench-reader"):
+        headers = lineage(m.headers())
+        out.append(
+            OutputRecord(
+                int(headers.get(LINEAGE_PARTITION, b"-1")),
+                int(headers.get(LINEAGE_OFFSET, b"-1")),
+                m.value() or b"",
+            )
+        )
+    return out
 
 
 def comments_of(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_anon.config import Settings
@@ -25,6 +25,7 @@ from stream_anon.datagen import generate_feedback
 from stream_anon.deadletter import HEADER_PREFIX
 from stream_anon.pipeline import Outcome, Sanitized
 from stream_anon.schemas import fingerprint, parse_writer_schema
+from stream_anon.topicread import read_to_end
 from stream_anon.wire import SINGLE_OBJECT_MAGIC, Framing, decode_payload, encode, frame_header, parse_frame
 from stream_anon.worker import NullObserver, Worker
 
@@ -141,35 +142,10 @@ def run_until_drained(
 
 
 def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"demo-reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-        idle_since = time.monotonic()
-        while remaining and time.monotonic() - idle_since < 5.0:
-            for msg in consumer.consume(500, 0.5):
-                if msg.error():
-                    continue
-                idle_since = time.monotonic()
-                yield msg
-            # the position moves past commit markers, which take offsets but are never delivered
-            remaining = [tp for tp in consumer.position(remaining) if tp.offset < ends[tp.partition]]
+        yield from read_to_end(bootstrap, topic, group_prefix="demo-reader")
     except KafkaException as exc:
         raise click.ClickException(f"cannot read {topic}: {exc}") from None
-    finally:
-        consumer.close()
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

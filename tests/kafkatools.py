@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream_anon.schemas import fingerprint
+from stream_anon.topicread import read_to_end
 from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode, strip_logical_types
 
 BOOTSTRAP = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -106,44 +107,24 @@ def read_all(
     topic: str, read_committed: bool = True, idle_s: float = 3.0, timeout_s: float = 120.0
 ) -> list[Read]:
     """Every record of a topic up to its end offsets (as seen with the chosen isolation level)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": BOOTSTRAP,
-            "group.id": unique("reader"),
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        }
-    )
-    md = consumer.list_topics(topic, timeout=10)
-    partitions = list(md.topics[topic].partitions)
-    lows, ends = {}, {}
-    for p in partitions:
-        lows[p], ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    assigned = [TopicPartition(topic, p) for p in partitions]
-    out: list[Read] = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
-    while time.monotonic() < deadline:
-        msgs = consumer.consume(500, 0.5)
-        for m in msgs:
-            if m.error():
-                continue
-            headers = {k: v.decode() for k, v in (m.headers() or [])}
-            out.append(Read(m.topic(), m.partition(), m.offset(), m.key(), m.value(), headers))
-        if msgs:
-            last = time.monotonic()
-        # Transaction markers and aborted records occupy offsets but are never delivered; the consumer's
-        # position moves past them. A partition is read when its position reaches the end (or it is
-        # empty). Guessing from the last delivered offset instead took a lone record for a marker.
-        if all(ends[tp.partition] <= lows[tp.partition] or tp.offset >= ends[tp.partition]
-               for tp in consumer.position(assigned)):  # fmt: skip
-            break
-        if time.monotonic() - last > idle_s:
-            break
-    consumer.close()
-    return out
+    return [
+        Read(
+            m.topic(),
+            m.partition(),
+            m.offset(),
+            m.key(),
+            m.value(),
+            {k: v.decode() for k, v in m.headers() or []},
+        )
+        for m in read_to_end(
+            BOOTSTRAP,
+            topic,
+            read_committed=read_committed,
+            idle_s=idle_s,
+            timeout_s=timeout_s,
+            group_prefix="reader",
+        )
+    ]
 
 
 def worker_env(**settings: Any) -> dict[str, str]:
