@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
-from stream_anon.rules.operations import HmacSha256
+from stream_anon.rules.operations import HmacSha256, b64url
 from stream_anon.worker import Worker, WorkerError
 
 log = structlog.get_logger(__name__)
@@ -117,7 +116,7 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
     def pseudonym(key: bytes | None) -> bytes | None:
         if key is None:
             return None
-        return prefix + base64.urlsafe_b64encode(mac(key)[:16]).rstrip(b"=")
+        return prefix + b64url(mac(key)[:16]).encode()
 
     return pseudonym
 

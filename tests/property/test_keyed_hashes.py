@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import hmac
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream_anon.config import Settings
 from stream_anon.keys import Keys
 from stream_anon.rules import compile_plan
 from stream_anon.rules.operations import HmacSha256, b64url, hmac_tokens
+from stream_anon.service import output_key_function
 
 
 @given(key=st.binary(max_size=200), message=st.binary(max_size=300))
@@ -55,3 +58,13 @@ def test_hmac_pseudonyms_are_the_documented_construction() -> None:
     expected = base64.urlsafe_b64encode(hmac.digest(secret, b"anna@example.org", "sha256")[:16])
     assert out == {"email": f"hm1.default.{version}.{expected.rstrip(b'=').decode()}"}
     assert hmac_tokens(keys, "default")("anna@example.org") == out["email"]
+
+
+def test_output_keys_are_the_documented_construction(tmp_path: Path) -> None:
+    keys = Keys.generate()
+    keys.save(tmp_path / "keys.json")
+    version, secret = keys.active("default")
+    pseudonym = output_key_function(Settings(keys_file=tmp_path / "keys.json", output_key="hmac"))
+    expected = base64.urlsafe_b64encode(hmac.digest(secret, b"user-42", "sha256")[:16]).rstrip(b"=")
+    assert pseudonym(b"user-42") == f"k1.default.{version}.".encode() + expected
+    assert pseudonym(None) is None
