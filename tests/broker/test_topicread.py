@@ -23,6 +23,20 @@ def offsets(topic: str) -> tuple[list[tuple[int, int]], float]:
     return sorted(found), time.monotonic() - started
 
 
+def transactional_producer() -> Producer:
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("tx")})
+    producer.init_transactions(30)
+    return producer
+
+
+def committed(producer: Producer, topic: str, values: list[bytes], partitions: int = 1) -> None:
+    """One committed transaction of ``values``, spread over the topic's partitions in turn."""
+    producer.begin_transaction()
+    for i, value in enumerate(values):
+        producer.produce(topic, value, partition=i % partitions)
+    producer.commit_transaction(30)
+
+
 def test_a_lone_record_in_one_partition_of_a_plain_topic_is_read() -> None:
     topic = unique("lone")
     create_topics([topic], partitions=3)
@@ -37,13 +51,9 @@ def test_a_lone_record_in_one_partition_of_a_plain_topic_is_read() -> None:
 def test_a_transactional_topic_is_read_past_its_commit_markers() -> None:
     topic = unique("txn")
     create_topics([topic], partitions=2)
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("tx")})
-    producer.init_transactions(30)
+    producer = transactional_producer()
     for batch in range(3):
-        producer.begin_transaction()
-        for i in range(5):
-            producer.produce(topic, f"{batch}-{i}".encode(), partition=i % 2)
-        producer.commit_transaction(30)
+        committed(producer, topic, [f"{batch}-{i}".encode() for i in range(5)], partitions=2)
     found, took = offsets(topic)
     assert len(found) == 15  # the 3 markers per partition took offsets, and nothing stands for them
     assert max(offset for _, offset in found) > 7
@@ -54,21 +64,18 @@ def test_records_of_an_open_transaction_are_not_waited_for() -> None:
     # read_committed end offsets are the last stable offsets: the read ends before the open transaction
     topic = unique("open")
     create_topics([topic], partitions=1)
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("tx")})
-    producer.init_transactions(30)
-    producer.begin_transaction()
-    producer.produce(topic, b"committed", partition=0)
-    producer.commit_transaction(30)
+    producer = transactional_producer()
+    committed(producer, topic, [b"committed"])
     producer.begin_transaction()
     producer.produce(topic, b"still open", partition=0)
     assert producer.flush(30) == 0
     try:
         started = time.monotonic()
-        committed = [m.value() for m in read_to_end(BOOTSTRAP, topic, idle_s=IDLE_S)]
+        stable = [m.value() for m in read_to_end(BOOTSTRAP, topic, idle_s=IDLE_S)]
         took = time.monotonic() - started
         uncommitted = [m.value() for m in read_to_end(BOOTSTRAP, topic, read_committed=False, idle_s=IDLE_S)]
     finally:
         producer.abort_transaction(30)
-    assert committed == [b"committed"]
+    assert stable == [b"committed"]
     assert took < IDLE_S
     assert uncommitted == [b"committed", b"still open"]
