@@ -61,7 +61,8 @@ class Detector(Protocol):
 
 
 # A run of digits and the separators numbers are written with; every numeric candidate lies in one.
-DIGIT_RUN = re.compile(r"\d[\d .()/\-]{6,}")
+# Possessive: a run never gives characters back, and nothing follows it in the pattern.
+DIGIT_RUN = re.compile(r"\d[\d .()/\-]{6,}+")
 _NOT_DIGIT = re.compile(r"\D")
 
 # A DIGIT_RUN match: (start, end, its digits).
@@ -360,11 +361,23 @@ DETECTORS: tuple[Detector, ...] = (
 
 def digit_runs(text: str) -> list[Run]:
     """The ``DIGIT_RUN`` matches of ``text``: where numeric PII can be."""
-    first = DIGIT_RUN.search(text)
-    if first is None:  # the common case, a single search
-        return []
-    matches = [first, *DIGIT_RUN.finditer(text, first.end())]
-    return [(m.start(), m.end(), _NOT_DIGIT.sub("", m.group())) for m in matches]
+    match = DIGIT_RUN.search(text)
+    runs: list[Run] = []
+    while match is not None:  # nearly always zero or one round: one search per run and one to end
+        run = match.group()
+        runs.append((match.start(), match.end(), digits_of(run)))
+        match = DIGIT_RUN.search(text, match.end())
+    return runs
+
+
+_NOT_ASCII_DIGIT = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
+
+
+def digits_of(text: str) -> str:
+    """Every digit of ``text``, in order (for ASCII text a bytes ``translate`` in C, a third of a regex)."""
+    if text.isascii():
+        return text.encode().translate(None, _NOT_ASCII_DIGIT).decode()
+    return _NOT_DIGIT.sub("", text)
 
 
 class DetectorSet:

@@ -32,6 +32,7 @@ from stream_anon.detectors import (
     DetectorSet,
     Run,
     digit_runs,
+    digits_of,
     replace_spans,
 )
 from stream_anon.walk import Leaf, Screen, Walker, compile_screen, compile_walker, replace_leaf, walk_untyped
@@ -42,8 +43,6 @@ OnLeak = Literal["dead_letter", "redact"]
 DIGIT_ENTITIES = frozenset({PHONE_NUMBER, CREDIT_CARD, US_SSN})
 MIN_EXACT_LENGTH = 4
 MIN_EXACT_DIGITS = 7
-
-_NOT_DIGIT = re.compile(r"\D")
 
 
 class VerifiablePlan(Protocol):
@@ -201,7 +200,7 @@ class Verifier:
                 continue
             value = value.strip()
             if entity in DIGIT_ENTITIES:
-                digits = _NOT_DIGIT.sub("", value)
+                digits = digits_of(value)
                 if len(digits) >= MIN_EXACT_DIGITS:
                     needles.setdefault((digits, True), (entity, digits, True, value))
                     continue
@@ -234,7 +233,7 @@ def _screen_flags(
                 if needle in run[2]:
                     return True
             if other_digits is None:
-                other_digits = _all_digits(other)
+                other_digits = digits_of(other)
             if needle in other_digits:
                 return True
         else:
@@ -243,16 +242,6 @@ def _screen_flags(
             if needle in folded:
                 return True
     return False
-
-
-_NOT_ASCII_DIGIT = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
-
-
-def _all_digits(text: str) -> str:
-    """Every digit of ``text`` in order: each digit run's digits are a substring of it."""
-    if text.isascii():  # the common case, in C: a tenth of the regex's cost on rule output
-        return text.encode().translate(None, _NOT_ASCII_DIGIT).decode()
-    return _NOT_DIGIT.sub("", text)
 
 
 def _search_needles(

@@ -63,7 +63,6 @@ def compile_walker(schema: Any) -> Walker:
 # The strings of a record split in two lists: those the verifier's detectors read, and those at
 # ``generated`` paths (rule output), in the walker's order.
 Screen = Callable[[dict[str, Any]], tuple[list[str], list[str]]]
-_Emit = Callable[[Any, list[str], list[str]], None]
 
 
 class _Unscreenable(Exception):
@@ -75,27 +74,38 @@ def compile_screen(schema: Any, generated: Set[str]) -> Screen | None:
 
     Map keys always go to the first list (a key is data, whatever rule made its value). ``None`` for
     schemas the walker reads by their values (recursive types, unions of several records or arrays).
+
+    The screen runs on every record, so it is generated as one straight-line function for the schema
+    (nested ``if``/``for`` blocks, no call per field). Only field names, through ``repr``, and names of
+    its own go into the source.
     """
     names: dict[str, Any] = {}
     if isinstance(schema, dict):
         names.update(schema.get("__named_schemas", {}))
     _collect_names(schema, None, names)
+    variables = iter(range(1, 1 << 30))
     try:
-        found = _screen(schema, "", names, frozenset(), None, generated)
+        body = _screen(
+            schema, "", names, frozenset(), None, generated, "record", lambda: f"v{next(variables)}"
+        )
     except _Unscreenable:
         return None
-    top = _screen_nothing if found is None else _as_emit(found)
-
-    def screen(record: dict[str, Any]) -> tuple[list[str], list[str]]:
-        checked: list[str] = []
-        produced: list[str] = []
-        top(record, checked, produced)
-        return checked, produced
-
+    source = "\n".join(
+        [
+            "def screen(record):",
+            "    checked = []",
+            "    produced = []",
+            "    c = checked.append",
+            "    p = produced.append",
+            *(f"    {line}" for line in body or []),
+            "    return checked, produced",
+            "",
+        ]
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<stream_anon.walk: screen>", "exec"), namespace)
+    screen: Screen = namespace["screen"]
     return screen
-
-
-_STRING_CHECKED, _STRING_PRODUCED, _OTHER = 0, 1, 2
 
 
 def _screen(
@@ -105,100 +115,71 @@ def _screen(
     active: frozenset[str],
     namespace: str | None,
     generated: Set[str],
-) -> _Emit | int | None:
-    """An emitter for ``schema``'s values, a string kind for plain strings, or None when there is no text."""
+    var: str,
+    fresh: Callable[[], str],
+) -> list[str] | None:
+    """Source lines appending the strings of ``var`` (a value of ``schema``); None when it holds no text."""
     schema = _resolve(schema, names, namespace)
     kind = _kind(schema)
     if kind == "string":
-        return _STRING_PRODUCED if path in generated else _STRING_CHECKED
+        return [f"if isinstance({var}, str):", f"    {'p' if path in generated else 'c'}({var})"]
     if kind in _NO_TEXT:
         return None
     if kind == "wrapped":
-        return _screen(schema["type"], path, names, active, namespace, generated)
+        return _screen(schema["type"], path, names, active, namespace, generated, var, fresh)
     if kind == "union":
         branches = [_kind(_resolve(b, names, namespace)) for b in schema]
         if any(k not in _NO_TEXT and k != "string" for k in branches):
             nested = [b for b, k in zip(schema, branches, strict=True) if k not in _NO_TEXT and k != "string"]
             if len(nested) > 1 or "string" in branches:
                 raise _Unscreenable(path)
-            return _screen(nested[0], path, names, active, namespace, generated)
-        return _screen("string", path, names, active, namespace, generated) if "string" in branches else None
+            return _screen(nested[0], path, names, active, namespace, generated, var, fresh)
+        if "string" in branches:
+            return _screen("string", path, names, active, namespace, generated, var, fresh)
+        return None
     if kind == "record":
         full = _fullname(str(schema.get("name", "")), schema.get("namespace", namespace))
         if full in active:
             raise _Unscreenable(path)
         inner_ns = full.rpartition(".")[0] or None
-        fields: list[tuple[str, int, _Emit | None]] = []
+        body: list[str] = []
         for field in schema.get("fields", []):
             name = str(field["name"])
-            child = _screen(field.get("type"), _join(path, name), names, active | {full}, inner_ns, generated)
-            if isinstance(child, int):
-                fields.append((name, child, None))
-            elif child is not None:
-                fields.append((name, _OTHER, child))
-        return _screen_record(tuple(fields)) if fields else None
+            child = fresh()
+            lines = _screen(
+                field.get("type"),
+                _join(path, name),
+                names,
+                active | {full},
+                inner_ns,
+                generated,
+                child,
+                fresh,
+            )
+            if lines is not None:
+                body += [f"{child} = {var}.get({name!r})", *lines]
+        return [f"if isinstance({var}, dict):", *_indent(body)] if body else None
     if kind == "array":
-        items = _screen(schema.get("items"), f"{path}[]", names, active, namespace, generated)
-        return None if items is None else _screen_array(_as_emit(items))
+        item = fresh()
+        lines = _screen(schema.get("items"), f"{path}[]", names, active, namespace, generated, item, fresh)
+        if lines is None:
+            return None
+        return [f"if isinstance({var}, list):", f"    for {item} in {var}:", *_indent(lines, 2)]
     if kind == "map":
-        values = _screen(schema.get("values"), f"{path}{{}}", names, active, namespace, generated)
-        return _screen_map(None if values is None else _as_emit(values))
+        key, item = fresh(), fresh()
+        lines = _screen(schema.get("values"), f"{path}{{}}", names, active, namespace, generated, item, fresh)
+        return [
+            f"if isinstance({var}, dict):",
+            f"    for {key}, {item} in {var}.items():",
+            f"        if isinstance({key}, str):",
+            f"            c({key})",
+            *_indent(lines or [], 2),
+        ]
     raise _Unscreenable(path)
 
 
-def _screen_nothing(value: Any, checked: list[str], produced: list[str]) -> None:
-    return None
-
-
-def _as_emit(child: _Emit | int) -> _Emit:
-    if not isinstance(child, int):
-        return child
-    produced = child == _STRING_PRODUCED
-
-    def emit(value: Any, checked: list[str], out: list[str]) -> None:
-        if isinstance(value, str):
-            (out if produced else checked).append(value)
-
-    return emit
-
-
-def _screen_record(fields: tuple[tuple[str, int, _Emit | None], ...]) -> _Emit:
-    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
-        if not isinstance(value, dict):
-            return
-        for name, kind, child in fields:
-            v = value.get(name)
-            if kind == _STRING_CHECKED:
-                if isinstance(v, str):
-                    checked.append(v)
-            elif kind == _STRING_PRODUCED:
-                if isinstance(v, str):
-                    produced.append(v)
-            elif v is not None and child is not None:
-                child(v, checked, produced)
-
-    return emit
-
-
-def _screen_array(items: _Emit) -> _Emit:
-    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
-        if isinstance(value, list):
-            for item in value:
-                items(item, checked, produced)
-
-    return emit
-
-
-def _screen_map(values: _Emit | None) -> _Emit:
-    def emit(value: Any, checked: list[str], produced: list[str]) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(key, str):
-                    checked.append(key)
-                if values is not None:
-                    values(item, checked, produced)
-
-    return emit
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    return [f"{'    ' * levels}{line}" for line in lines]
 
 
 def walk_untyped(record: dict[str, Any]) -> list[Leaf]:
