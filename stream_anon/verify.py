@@ -132,11 +132,13 @@ class Verifier:
         # record's strings joined, without building leaves. Nearly every record is clean, and a clean
         # record passes every test of the full check's too; anything the screen flags goes to the full
         # check, which finds (and places) what it is.
-        needles = self._needles(plan.pii_values(raw))
+        values = plan.pii_values(raw)
         screen = self._screen(plan)
-        if screen is not None and not _screen_flags(screen(sanitized), self._detectors, needles):
+        if screen is not None and not _screen_flags(
+            screen(sanitized), self._detectors, values, self._min_exact_length
+        ):
             return VerifyResult([], sanitized)
-        return self._full_check(plan, sanitized, needles)
+        return self._full_check(plan, sanitized, self._needles(values))
 
     def _full_check(
         self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: list[_Needle]
@@ -211,35 +213,45 @@ class Verifier:
 
 
 def _screen_flags(
-    strings: tuple[list[str], list[str]], detectors: DetectorSet, needles: list[_Needle]
+    strings: tuple[list[str], list[str]],
+    detectors: DetectorSet,
+    values: list[tuple[str, str, str]],
+    min_length: int,
 ) -> bool:
-    """Whether the full check could find anything: a detector finding in the checked strings, a needle's
-    digits in a digit run, or its casefolded text anywhere. Each test is the full check's own, or a
-    superset of it (a whole word is a substring).
+    """Whether the full check could find anything: a detector finding in the checked strings, a raw
+    value's digits in a digit run, or its casefolded text anywhere. Each test is the full check's own, or
+    a superset of it (a whole word is a substring). The raw values are read here as ``_needles`` reads
+    them, without building needles: a clean record never needs them.
     """
     checked, produced = strings
     text = _SEPARATOR.join(checked)
     runs = digit_runs(text)
     if detectors.find(text, runs):
         return True
-    if not needles:
+    if not values:
         return False
     other = _SEPARATOR.join(produced)
     folded: str | None = None
     other_digits: str | None = None
-    for _entity, needle, by_digits, _original in needles:
-        if by_digits:
-            for run in runs:
-                if needle in run[2]:
+    for entity, _path, value in values:
+        if not isinstance(value, str):
+            continue
+        value = value.strip()
+        if entity in DIGIT_ENTITIES:
+            digits = digits_of(value)
+            if len(digits) >= MIN_EXACT_DIGITS:
+                for run in runs:
+                    if digits in run[2]:
+                        return True
+                if other_digits is None:
+                    other_digits = digits_of(other)
+                if digits in other_digits:
                     return True
-            if other_digits is None:
-                other_digits = digits_of(other)
-            if needle in other_digits:
-                return True
-        else:
+                continue
+        if len(value) >= min_length:
             if folded is None:
                 folded = f"{text}{_SEPARATOR}{other}".casefold()
-            if needle in folded:
+            if value.casefold() in folded:
                 return True
     return False
 

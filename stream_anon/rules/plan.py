@@ -97,7 +97,7 @@ class Deferred:
 
 
 class Ctx:
-    """Per-record context handed to every closure."""
+    """The record being transformed, as every closure sees it (one per batch, moved from record to record)."""
 
     __slots__ = ("deferred", "index", "path", "record")
 
@@ -620,8 +620,9 @@ class Plan:
     def apply_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | RuleFailure]:
         results: list[dict[str, Any] | RuleFailure] = []
         deferred: list[Deferred] = []
+        ctx = Ctx({}, 0, deferred)  # one per batch, pointed at each record in turn: no object per record
         for i, record in enumerate(records):
-            ctx = Ctx(record, i, deferred)
+            ctx.record, ctx.index, ctx.path = record, i, ""
             mark = len(deferred)
             try:
                 results.append(self._apply(record, ctx))
