@@ -386,6 +386,8 @@ class DetectorSet:
     def __init__(self, detectors: Iterable[Detector]) -> None:
         self.detectors = tuple(detectors)
         self._plan = tuple((d, d.window, d.gate, d.min_digits) for d in self.detectors)
+        # Without a digit run only the detectors that read the whole text can find anything.
+        self._whole_text = tuple(entry for entry in self._plan if entry[1] is None)
 
     def find(self, text: str, runs: list[Run] | None = None) -> list[Finding]:
         """Validated findings in ``text``, without overlaps, ordered by position.
@@ -395,7 +397,7 @@ class DetectorSet:
         if runs is None:
             runs = digit_runs(text)
         found: list[Finding] = []
-        for detector, window, gate, min_digits in self._plan:
+        for detector, window, gate, min_digits in self._plan if runs else self._whole_text:
             if window is None:
                 if gate in text:
                     _keep(found, detector.find(text))
