@@ -1,8 +1,10 @@
 """Compile an annotated writer schema once into a ``Plan``; apply it to batches of records.
 
 Compilation walks the schema, resolves each field's rule (its ``anon``, else a tag policy, else the
-record's ``anon.default``), checks it against the field's type, and builds a tree of plain closures.
-The per-record path then runs those closures only: no schema walking, no rule lookups.
+record's ``anon.default``), checks it against the field's type, and builds a plain closure per rule.
+Each record type becomes one function, generated as straight-line code that calls those closures
+(``_record_fn``), and so does ``Plan.pii_values``. The per-record path then runs that code only: no
+schema walking, no rule lookups, no loop over the fields.
 
 ``scan`` fields are deferred: the closures leave a ``Deferred`` placeholder, and once the whole batch
 has been transformed the plan runs detection in one batched call per scan configuration.

@@ -15,6 +15,7 @@ import pytest
 from stream_anon.keys import Keys
 from stream_anon.rules import SchemaRulesError, TokenError, compile_plan, detokenize
 from stream_anon.rules.plan import RuleFailure
+from stream_anon.verify import Verifier
 from stream_anon.wire import strip_logical_types
 
 REPO = Path(__file__).resolve().parents[2]
@@ -302,6 +303,25 @@ def test_a_failure_is_reported_at_the_innermost_path_and_a_non_record_is_a_schem
     assert fine == {"ips": ["2001:db8::/48"], "u": {"ip": None}}
     assert isinstance(not_a_record, RuleFailure)
     assert not_a_record.message == "record does not match its schema"
+
+
+def test_field_names_are_data_in_the_generated_per_record_code() -> None:
+    # The record function, pii_values and the verifier's screen are generated from the schema; a name
+    # that is not valid Avro (fastavro lets it through; only a dot, which paths split on, is out of
+    # bounds here) must neither break nor run as code.
+    odd = "x'] = 1; exit(3) #\"\\\n"
+    plan = compile_plan(
+        schema(
+            {"name": odd, "type": "string", "pii": "EMAIL_ADDRESS", "anon": {"op": "mask", "keep_last": 2}},
+            {"name": "note", "type": "string", "anon": "keep"},
+        ),
+        KEYS,
+    )
+    (out,) = plan.apply_batch([{odd: "ann@example.com", "note": "mail ann@example.com"}])
+    assert out == {odd: "*************om", "note": "mail ann@example.com"}
+    assert plan.pii_values({odd: "ann@example.com"}) == [("EMAIL_ADDRESS", odd, "ann@example.com")]
+    result = Verifier().check(plan, {odd: "ann@example.com"}, out)
+    assert [(leak.entity, leak.path) for leak in result.leaks] == [("EMAIL_ADDRESS", "note")]
 
 
 # --- strict mode ------------------------------------------------------------------------------------
