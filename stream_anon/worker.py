@@ -467,24 +467,54 @@ class Watchdog:
     librdkafka can block in a transactional call past its own timeout after a broker outage. By then the
     broker has aborted the transaction, so exiting loses nothing: the restarted worker fences the old
     producer and processes the batch again. Without this, the worker would hang until a liveness probe.
+
+    One thread watches for the worker's whole life, looking at the deadline every ``tick_s``; entering
+    and leaving the context only set and clear that deadline. A timer thread per batch cost a thread
+    start per transaction (about 0.2 ms, and a GIL handover to the new thread): 3-5% of case 3's loop
+    in a py-spy profile.
     """
 
-    def __init__(self, limit_s: float) -> None:
-        self._timer = threading.Timer(limit_s, self._expire, args=(limit_s,))
-        self._timer.daemon = True
-
-    @staticmethod
-    def _expire(limit_s: float) -> None:
-        log.error("delivery_hung", seconds=limit_s)
-        print(f"error: a Kafka transaction did not complete within {limit_s:.0f}s; exiting", file=sys.stderr)
-        os._exit(3)
+    def __init__(
+        self, limit_s: float, expire: Callable[[float], None] | None = None, tick_s: float = 1.0
+    ) -> None:
+        self.limit_s = limit_s
+        self._expire = expire or _exit_hung
+        self._tick_s = min(tick_s, limit_s)
+        self._deadline: float | None = None
+        self._closed = threading.Event()
+        self._pid = -1
 
     def __enter__(self) -> Watchdog:
-        self._timer.start()
+        if self._pid != os.getpid() or self._closed.is_set():  # first use, closed, or a forked child
+            self._start()
+        self._deadline = time.monotonic() + self.limit_s
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        self._deadline = None
+
+    def close(self) -> None:
+        """Stop watching: the thread ends within ``tick_s`` (entering again starts another)."""
+        self._closed.set()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._closed = closed = threading.Event()
+        threading.Thread(target=self._watch, args=(closed,), name="watchdog", daemon=True).start()
+
+    def _watch(self, closed: threading.Event) -> None:
+        while not closed.wait(self._tick_s):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline:
+                closed.set()
+                self._expire(self.limit_s)
+                return
+
+
+def _exit_hung(limit_s: float) -> None:
+    log.error("delivery_hung", seconds=limit_s)
+    print(f"error: a Kafka transaction did not complete within {limit_s:.0f}s; exiting", file=sys.stderr)
+    os._exit(3)
 
 
 class Worker:
@@ -508,6 +538,7 @@ class Worker:
         self._suspects: set[SourceKey] = set()
         self.source: Source | None = None
         self.delivery: Delivery | None = None
+        self._watchdog = Watchdog(2 * settings.transaction_timeout_s + 60)
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -583,7 +614,7 @@ class Worker:
     def _deliver(self, batch: Batch, outcomes: list[Outcome]) -> bool:
         """One transaction: produce the outcomes, commit the batch's offsets. False if it was aborted."""
         assert self.source is not None and self.delivery is not None
-        with Watchdog(2 * self._settings.transaction_timeout_s + 60):
+        with self._watchdog:
             return self._deliver_once(batch, outcomes)
 
     def _deliver_once(self, batch: Batch, outcomes: list[Outcome]) -> bool:
@@ -650,6 +681,7 @@ class Worker:
             log.warning("producer_close_failed", error=str(exc))  # offsets were never committed past it
         if self.source is not None:
             self.source.close()
+        self._watchdog.close()
         log.info("worker_stopped")
 
 
