@@ -8,7 +8,8 @@ before the plan is compiled, since operations build their per-value functions at
 The candidates measured so far (keyed HMAC, IP prefixes through ``inet_pton``, direct getters for PII
 values, no per-leaf wrapper, polling without waiting for a full batch, then a frozen heap with rarer
 young collections, a hand-keyed HMAC, whole-byte IPv4 prefixes) are applied in ``stream_anon/`` now;
-bench/README.md has what each one measured. ``untuned-heap`` takes one back out, to measure it again.
+bench/README.md has what each one measured. ``untuned-heap`` and ``timer-per-batch`` take one back out, to
+measure it again.
 """
 
 from __future__ import annotations
@@ -50,9 +51,37 @@ def untuned_heap() -> Undo:
     return restore
 
 
+def timer_per_batch() -> Undo:
+    """The reverse of a change that is applied: worker.py's ``Watchdog`` starts a ``threading.Timer``
+    for each transaction and cancels it after, as it did before it kept one thread for life."""
+    import threading
+
+    from stream_anon import worker
+
+    enter, leave = worker.Watchdog.__enter__, worker.Watchdog.__exit__
+
+    def start_timer(self: Any) -> Any:
+        self.timer = threading.Timer(self.limit_s, self._expire, args=(self.limit_s,))
+        self.timer.daemon = True
+        self.timer.start()
+        return self
+
+    def cancel_timer(self: Any, *exc: object) -> None:
+        self.timer.cancel()
+
+    worker.Watchdog.__enter__ = start_timer  # type: ignore[method-assign]
+    worker.Watchdog.__exit__ = cancel_timer  # type: ignore[method-assign]
+
+    def restore() -> None:
+        worker.Watchdog.__enter__, worker.Watchdog.__exit__ = enter, leave  # type: ignore[method-assign]
+
+    return restore
+
+
 PATCHES: dict[str, Callable[[], Undo]] = {
     "lag-per-batch": lag_per_batch,
     "untuned-heap": untuned_heap,
+    "timer-per-batch": timer_per_batch,
 }
 
 
