@@ -198,18 +198,25 @@ class Verifier:
     def _needles(self, values: list[tuple[str, str, str]]) -> list[_Needle]:
         needles: dict[tuple[str, bool], _Needle] = {}
         for entity, _path, value in values:
-            if not isinstance(value, str):
-                continue
-            value = value.strip()
-            if entity in DIGIT_ENTITIES:
-                digits = digits_of(value)
-                if len(digits) >= MIN_EXACT_DIGITS:
-                    needles.setdefault((digits, True), (entity, digits, True, value))
-                    continue
-            if len(value) >= self._min_exact_length:
-                folded = value.casefold()
-                needles.setdefault((folded, False), (entity, folded, False, value))
+            needle = _needle(entity, value, self._min_exact_length)
+            if needle is not None:
+                needles.setdefault((needle[1], needle[2]), needle)
         return list(needles.values())
+
+
+def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
+    """What the checks look for of one raw value: its digits (a number at least ``MIN_EXACT_DIGITS`` long
+    of a digit entity) or its casefolded text (at least ``min_length`` long); None when too short."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if entity in DIGIT_ENTITIES:
+        digits = digits_of(value)
+        if len(digits) >= MIN_EXACT_DIGITS:
+            return (entity, digits, True, value)
+    if len(value) >= min_length:
+        return (entity, value.casefold(), False, value)
+    return None
 
 
 def _screen_flags(
@@ -220,8 +227,8 @@ def _screen_flags(
 ) -> bool:
     """Whether the full check could find anything: a detector finding in the checked strings, a raw
     value's digits in a digit run, or its casefolded text anywhere. Each test is the full check's own, or
-    a superset of it (a whole word is a substring). The raw values are read here as ``_needles`` reads
-    them, without building needles: a clean record never needs them.
+    a superset of it (a whole word is a substring). Each raw value's needle is made as the full check
+    makes it, without the full check's deduplication: a clean record never needs that.
     """
     checked, produced = strings
     text = _SEPARATOR.join(checked)
@@ -234,24 +241,22 @@ def _screen_flags(
     folded: str | None = None
     other_digits: str | None = None
     for entity, _path, value in values:
-        if not isinstance(value, str):
+        needle = _needle(entity, value, min_length)
+        if needle is None:
             continue
-        value = value.strip()
-        if entity in DIGIT_ENTITIES:
-            digits = digits_of(value)
-            if len(digits) >= MIN_EXACT_DIGITS:
-                for run in runs:
-                    if digits in run[2]:
-                        return True
-                if other_digits is None:
-                    other_digits = digits_of(other)
-                if digits in other_digits:
+        _entity, sought, by_digits, _original = needle
+        if by_digits:
+            for run in runs:
+                if sought in run[2]:
                     return True
-                continue
-        if len(value) >= min_length:
+            if other_digits is None:
+                other_digits = digits_of(other)
+            if sought in other_digits:
+                return True
+        else:
             if folded is None:
                 folded = f"{text}{_SEPARATOR}{other}".casefold()
-            if value.casefold() in folded:
+            if sought in folded:
                 return True
     return False
 
