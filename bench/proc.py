@@ -2,7 +2,8 @@
 
     python -m bench.proc --kind KIND --spec SPEC.json --events-fd FD
 
-Kinds: ``passthrough`` (case 2), ``codec`` (case 7), ``stream-anon`` (cases 3, 4, 6), ``naive`` (case 5).
+Kinds: ``passthrough`` (case 2), ``codec`` (case 7), ``keyed`` (case 8, a bound), ``stream-anon`` (cases 3,
+4, 6), ``naive`` (case 5).
 The process loads and warms up first (plan compiled, NLP model loaded), says ``ready``, then runs the
 phases the harness sends on stdin, one JSON object per line:
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import queue
 import sys
 import threading
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
 from bench.data import load_values
 from bench.measure import Events, Stopper, Window, rusage
 from stream_anon.config import Settings
@@ -37,12 +41,13 @@ from stream_anon.health import Health
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
+from stream_anon.rules.operations import HmacSha256
 from stream_anon.schemas import SchemaResolver
 from stream_anon.service import WorkerObserver, output_key_function
 from stream_anon.wire import decode_payload, encode, frame_header, parse_frame
 from stream_anon.worker import Worker
 
-KINDS = ("passthrough", "codec", "stream-anon", "naive")
+KINDS = ("passthrough", "codec", "keyed", "stream-anon", "naive")
 
 
 class RecordingObserver(WorkerObserver):
@@ -94,6 +99,11 @@ class CodecFloor:
         self.resolver = resolver
         self.stage_seconds: dict[str, float] = {"decode": 0.0, "encode": 0.0}
 
+    has_rules = False  # the floor applies none; KeyedFloor below applies its keyed calls
+
+    def rules(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     def process(self, batch: list[InputRecord]) -> list[Outcome]:
         t0 = time.perf_counter()
         decoded = []
@@ -109,6 +119,12 @@ class CodecFloor:
                 )
             )
         t1 = time.perf_counter()
+        if self.has_rules:
+            for _, _, record in decoded:
+                self.rules(record)
+            t_rules = time.perf_counter()
+            self.stage_seconds["transform"] = self.stage_seconds.get("transform", 0.0) + t_rules - t1
+            t1 = t_rules
         out: list[Outcome] = [
             Sanitized(rec, encode(header, writer.parsed, record), writer.ref)
             for rec, (writer, header, record) in zip(batch, decoded, strict=True)
@@ -116,6 +132,37 @@ class CodecFloor:
         self.stage_seconds["decode"] += t1 - t0
         self.stage_seconds["encode"] += time.perf_counter() - t1
         return out
+
+
+class KeyedFloor(CodecFloor):
+    """Case 8, a bound on case 3: the codec floor plus the keyed calls case 3's rules must make, nothing else.
+
+    Case 3's schema asks for four keyed values a record: HMAC-SHA256 pseudonyms of ``user.user_id`` and
+    ``user.email``, a date shift keyed by ``user.user_id`` (a third HMAC) and an AES-SIV token of
+    ``device_id``; with ``output_key: hmac`` the worker adds a fourth HMAC, of the message key. This
+    pipeline makes exactly those calls, with stream-anon's cheapest primitives, and writes their results
+    back as hex so the record still fits the writer schema. It skips normalizing, prefixes, every other
+    rule and the verifier, so no implementation of case 3 that decodes and encodes with fastavro and
+    draws these keyed values per record can be faster than this case: its rate bounds case 3's.
+    """
+
+    has_rules = True
+
+    def __init__(self, resolver: SchemaResolver) -> None:
+        super().__init__(resolver)
+        self._pseudonym = HmacSha256(os.urandom(32)).mac
+        self._shift = HmacSha256(os.urandom(32)).mac
+        self._siv = AESSIV(os.urandom(64))
+
+    def rules(self, record: dict[str, Any]) -> None:
+        user = record["user"]
+        user_id = user["user_id"].encode()
+        user["user_id"] = self._pseudonym(user_id).hex()
+        if user["email"] is not None:
+            user["email"] = self._pseudonym(user["email"].encode()).hex()
+        days = int.from_bytes(self._shift(user_id)[:2], "big") % 30 - 15
+        user["signup_date"] += (days + (days >= 0)) * 86_400_000  # never 0 days, as date_shift
+        record["device_id"] = self._siv.encrypt(record["device_id"].encode(), None).hex()
 
 
 # -- the phases --------------------------------------------------------------------------------------
@@ -139,10 +186,11 @@ class Case:
     def _pipeline(self, settings: Settings) -> Any:
         if self.kind == "passthrough":
             return PassThrough()
-        if self.kind == "codec":
+        if self.kind in ("codec", "keyed"):
             from stream_anon.schemas import open_resolver
 
-            return CodecFloor(open_resolver(settings.schemas_dir, settings.schema_registry_url))
+            floor = CodecFloor if self.kind == "codec" else KeyedFloor
+            return floor(open_resolver(settings.schemas_dir, settings.schema_registry_url))
         from stream_anon.app import build_pipeline
 
         return build_pipeline(settings)
