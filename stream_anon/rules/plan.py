@@ -13,6 +13,7 @@ has been transformed the plan runs detection in one batched call per scan config
 from __future__ import annotations
 
 import copy
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from stream_anon.rules.operations import (
 )
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+# The Avro specification's rule for a field name (and a name's last part).
+AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ANNOTATIONS = ("anon", "pii", "anon.default")
 
 
@@ -188,6 +191,11 @@ class _Compiler:
         for f in schema.get("fields", []):
             name = f["name"]
             fpath = f"{path}.{name}" if path else name
+            if not (isinstance(name, str) and AVRO_NAME.fullmatch(name)):
+                # fastavro reads any string as a field name; a path is built from names joined by dots,
+                # so a name with a dot (or none at all) would make two fields share one path
+                self.problem(fpath, f"field name {name!r} is not an Avro name ([A-Za-z_][A-Za-z0-9_]*)")
+                continue
             try:
                 built = self.field(f, fpath, ns, default)
             except RuleError as exc:

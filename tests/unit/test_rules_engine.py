@@ -15,7 +15,7 @@ import pytest
 from stream_anon.keys import Keys
 from stream_anon.rules import SchemaRulesError, TokenError, compile_plan, detokenize
 from stream_anon.rules.plan import RuleFailure
-from stream_anon.verify import Verifier
+from stream_anon.walk import compile_screen
 from stream_anon.wire import strip_logical_types
 
 REPO = Path(__file__).resolve().parents[2]
@@ -305,23 +305,52 @@ def test_a_failure_is_reported_at_the_innermost_path_and_a_non_record_is_a_schem
     assert not_a_record.message == "record does not match its schema"
 
 
-def test_field_names_are_data_in_the_generated_per_record_code() -> None:
-    # The record function, pii_values and the verifier's screen are generated from the schema; a name
-    # that is not valid Avro (fastavro lets it through; only a dot, which paths split on, is out of
-    # bounds here) must neither break nor run as code.
-    odd = "x'] = 1; exit(3) #\"\\\n"
-    plan = compile_plan(
-        schema(
-            {"name": odd, "type": "string", "pii": "EMAIL_ADDRESS", "anon": {"op": "mask", "keep_last": 2}},
-            {"name": "note", "type": "string", "anon": "keep"},
-        ),
-        KEYS,
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("user.email", "user.email"),  # would share its path with the nested field below
+        ("", ""),
+        ("1st", "1st"),
+        ("naïve", "naïve"),
+        ("x'] = 1; exit(3) #\"\\\n", "x'] = 1; exit(3) #\"\\\n"),
+    ],
+)
+def test_field_names_that_are_not_avro_names_are_rejected_with_their_paths(name: str, path: str) -> None:
+    # fastavro reads any string as a field name. Paths join names with dots, and the per-record code
+    # is generated from names: only names of the Avro specification's form get that far.
+    s = schema(
+        {"name": name, "type": "string", "anon": "drop"},
+        {
+            "name": "user",
+            "type": {
+                "type": "record",
+                "name": "U",
+                "fields": [
+                    {"name": "email", "type": "string", "anon": "drop"},
+                    {"name": f"{name}2", "type": "string", "anon": "drop"},
+                ],
+            },
+        },
     )
-    (out,) = plan.apply_batch([{odd: "ann@example.com", "note": "mail ann@example.com"}])
-    assert out == {odd: "*************om", "note": "mail ann@example.com"}
-    assert plan.pii_values({odd: "ann@example.com"}) == [("EMAIL_ADDRESS", odd, "ann@example.com")]
-    result = Verifier().check(plan, {odd: "ann@example.com"}, out)
-    assert [(leak.entity, leak.path) for leak in result.leaks] == [("EMAIL_ADDRESS", "note")]
+    with pytest.raises(SchemaRulesError) as caught:
+        compile_plan(s, KEYS)
+    problems = [(p.path, p.code) for p in caught.value.problems]
+    assert problems == [(path, "invalid_rule"), (f"user.{name}2", "invalid_rule")]
+    assert "not an Avro name" in caught.value.problems[0].message
+
+
+def test_field_names_are_data_in_the_verifiers_generated_screen() -> None:
+    # The screen is generated from any derived schema it is given; a name reaches its source only
+    # through repr, so even a name no plan accepts neither breaks it nor runs as code.
+    odd = "x'] = 1; exit(3) #\"\\\n"
+    derived = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": odd, "type": "string"}, {"name": "note", "type": "string"}],
+    }
+    screen = compile_screen(derived, frozenset({odd}))
+    assert screen is not None
+    assert screen({odd: "made", "note": "kept"}) == (["kept"], ["made"])
 
 
 # --- strict mode ------------------------------------------------------------------------------------
