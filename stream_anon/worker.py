@@ -283,11 +283,19 @@ class _Producing:
                 self.failures[source] = exc.args[0]
                 return
 
+    def written(self, outcome: Outcome) -> tuple[str, bytes]:
+        """The topic an outcome is written to and the bytes written there: sanitized bytes to the output,
+        the raw bytes to the DLQ. The one place that says so, for writing and for matching failures."""
+        if isinstance(outcome, Sanitized):
+            return self.output_topic, outcome.value
+        return self.dlq_topic, outcome.source.value or b""
+
     def produce(self, outcomes: list[Outcome]) -> None:
         self._produced.append(outcomes)
         for outcome in outcomes:
             src = outcome.source
             key = (src.topic, src.partition, src.offset)
+            topic, value = self.written(outcome)
             if isinstance(outcome, Sanitized):
                 # lineage: which input record this is, so readers can audit exactly-once end to end
                 lineage: list[tuple[str, str | bytes | None]] = [
@@ -295,9 +303,9 @@ class _Producing:
                     (_SOURCE_PARTITION, str(src.partition).encode()),
                     (_SOURCE_OFFSET, str(src.offset).encode()),
                 ]
-                self._send(self.output_topic, self.output_key(src.key), outcome.value, lineage, key)
+                self._send(topic, self.output_key(src.key), value, lineage, key)
             else:
-                self._send(self.dlq_topic, src.key, src.value or b"", list(outcome.headers()), key)
+                self._send(topic, src.key, value, list(outcome.headers()), key)
         self.producer.poll(0)
 
     def _resolve_undelivered(self) -> None:
@@ -307,12 +315,8 @@ class _Producing:
             matched = False
             for outcomes in self._produced:
                 for o in outcomes:
-                    src = o.source
-                    if isinstance(o, Sanitized):
-                        written, to = o.value, self.output_topic
-                    else:
-                        written, to = src.value or b"", self.dlq_topic
-                    if to == topic and written == value:
+                    if self.written(o) == (topic, value):
+                        src = o.source
                         self.failures[(src.topic, src.partition, src.offset)] = err
                         matched = True
             if not matched:

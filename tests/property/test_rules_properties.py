@@ -85,7 +85,10 @@ def test_hmac_is_a_function_of_the_value_and_tokenize_reverses(value: str) -> No
     assert a["s"] == b["s"] and a["t"] == b["t"]  # type: ignore[index]
     assert detokenize(KEYS, a["t"]) == value  # type: ignore[index]
     if len(value) >= 6:  # shorter strings turn up in base64 digests by chance
-        assert value not in a["s"] and value not in a["t"]  # type: ignore[index]
+        # only the encoded part after the fixed "hm1.<key>.<version>." prefix comes from the value
+        # (hypothesis once found "defaul", which is in the prefix)
+        assert value not in a["s"].rsplit(".", 1)[1]  # type: ignore[index]
+        assert value not in a["t"].rsplit(".", 1)[1]  # type: ignore[index]
 
 
 @settings(max_examples=300, deadline=None)
