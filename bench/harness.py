@@ -45,10 +45,14 @@ class Size:
     latency_s: float  # duration of the paced load
     warm_up: int  # records each case processes before anything is measured
     idle_s: float  # input idle this long after the first record: drained
+    rounds: int  # saturation rounds of the cases whose ratios are targets (2, 7, 8, 3), in turn
 
 
-SMOKE = Size("smoke", 400, 300, 4, 5_000, 8.0, 4.0, 32, 1.5)
-FULL = Size("full", 120_000, 12_000, 4, 1_000_000, 30.0, 20.0, 200, 2.0)
+SMOKE = Size("smoke", 400, 300, 4, 5_000, 8.0, 4.0, 32, 1.5, 1)
+FULL = Size("full", 120_000, 12_000, 4, 1_000_000, 30.0, 20.0, 200, 2.0, 3)
+
+# The cases whose records/s enter a ratio target, and the order of each repeated round.
+RATIO_CASES = ("2", "7", "8", "3")
 
 CASES: dict[str, dict[str, str]] = {
     "1-producer": {"title": "Kafka ProducerPerformance (broker ceiling, produce)", "short": "kafka produce"},
@@ -287,6 +291,38 @@ class Run:
             say(f"case {case}: {warning}")
             self.notes.append(f"case {case}: {warning}")
 
+    def repeat_rounds(self, only: set[str]) -> None:
+        """Rounds 2..N of the ratio cases, saturation only, one after another, each in a fresh process on
+        the same input topic: a ratio target is judged on the median of the rounds' ratios, so that one
+        noisy minute on a shared machine does not decide it. Round 1 is the main pass above."""
+        assert self.dataset is not None
+        kinds = {case: (kind, schemas, key) for case, kind, schemas, key in WORKER_CASES}
+        cases = [c for c in RATIO_CASES if c in only and c in self.cases]
+        for case in cases:
+            first = self.cases[case]
+            first["rounds"] = [{"records_per_s": first["records_per_s"], "cpu_per_1k": first["cpu_per_1k"]}]
+        for round_ in range(2, self.size.rounds + 1):
+            for case in cases:
+                kind, schemas, key = kinds[case]
+                proc = self.spawn(f"case-{case}-round-{round_}", kind, schemas, key)
+                try:
+                    proc.wait_for("ready", 600)
+                    sat = self.phase_settings(case, f"sat{round_}", self.raw)
+                    proc.send(cmd="run", settings=sat, cap_s=self.size.cap_s, idle_s=self.size.idle_s)
+                    result = proc.wait_for("result", self.size.cap_s + 600)
+                    proc.finish()
+                except BaseException:
+                    proc.kill()
+                    raise
+                summary = summarize(result, self.dataset.mean_size)
+                self.cases[case]["rounds"].append(
+                    {"records_per_s": summary["records_per_s"], "cpu_per_1k": summary["cpu_per_1k"]}
+                )
+                say(
+                    f"case {case}, round {round_} of {self.size.rounds}: "
+                    f"{summary['records_per_s'] or 0:,.0f} records/s"
+                )
+
     def latency(self, proc: CaseProcess, case: str, rate: float) -> dict[str, Any]:
         """``rate`` records/s offered by a paced producer for ``latency_s``, read back committed."""
         count = max(1, int(rate * self.size.latency_s))
@@ -492,9 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, help="records in the input topic (default: by size)")
     parser.add_argument("--cap", type=float, help="seconds a saturation phase may run (default: by size)")
     parser.add_argument("--latency-seconds", type=float, help="seconds of paced load (default: by size)")
+    parser.add_argument(
+        "--rounds", type=int, help="saturation rounds of cases 2, 7, 8 and 3 (default: by size)"
+    )
     args = parser.parse_args(argv)
     size = SMOKE if args.smoke else FULL
-    overrides = {"records": args.records, "cap_s": args.cap, "latency_s": args.latency_seconds}
+    overrides = {
+        "records": args.records,
+        "cap_s": args.cap,
+        "latency_s": args.latency_seconds,
+        "rounds": args.rounds,
+    }
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     partial = bool(
         args.only or args.profile or args.patch or args.set or any(v is not None for v in overrides.values())
@@ -536,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         if "6" in only:
             run.scaling(1)
             run.scaling(2)
+        run.repeat_rounds(only)
         recall_result = run.recall()
     finally:
         run.cleanup()
