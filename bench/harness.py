@@ -45,13 +45,14 @@ class Size:
     latency_s: float  # duration of the paced load
     warm_up: int  # records each case processes before anything is measured
     idle_s: float  # input idle this long after the first record: drained
-    rounds: int  # saturation rounds of the cases whose ratios are targets (2, 7, 8, 3), in turn
+    rounds: int  # saturation rounds of the cases whose ratios are targets (2, 7, 8, 3, 6), in turn
 
 
 SMOKE = Size("smoke", 400, 300, 4, 5_000, 8.0, 4.0, 32, 1.5, 1)
 FULL = Size("full", 120_000, 12_000, 4, 1_000_000, 30.0, 20.0, 200, 2.0, 3)
 
-# The cases whose records/s enter a ratio target, and the order of each repeated round.
+# The cases whose records/s enter a ratio target, and the order of each repeated round (case 6's two
+# runs come first in a round).
 RATIO_CASES = ("2", "7", "8", "3")
 
 CASES: dict[str, dict[str, str]] = {
@@ -293,8 +294,9 @@ class Run:
 
     def repeat_rounds(self, only: set[str]) -> None:
         """Rounds 2..N of the ratio cases, saturation only, one after another, each in a fresh process on
-        the same input topic: a ratio target is judged on the median of the rounds' ratios, so that one
-        noisy minute on a shared machine does not decide it. Round 1 is the main pass above."""
+        the same input topic (case 6: 1 then 2 processes on a fresh topic): a ratio target is judged on
+        the median of the rounds' ratios, so that one noisy minute on a shared machine does not decide
+        it. Round 1 is the main pass above."""
         assert self.dataset is not None
         kinds = {case: (kind, schemas, key) for case, kind, schemas, key in WORKER_CASES}
         cases = [c for c in RATIO_CASES if c in only and c in self.cases]
@@ -302,6 +304,9 @@ class Run:
             first = self.cases[case]
             first["rounds"] = [{"records_per_s": first["records_per_s"], "cpu_per_1k": first["cpu_per_1k"]}]
         for round_ in range(2, self.size.rounds + 1):
+            if "6-1" in self.cases and "6-2" in self.cases:
+                self.scaling(1, round_)
+                self.scaling(2, round_)
             for case in cases:
                 kind, schemas, key = kinds[case]
                 proc = self.spawn(f"case-{case}-round-{round_}", kind, schemas, key)
@@ -362,15 +367,18 @@ class Run:
 
     # -- case 6 ----------------------------------------------------------------------------------------
 
-    def scaling(self, processes: int) -> None:
+    def scaling(self, processes: int, round_: int = 1) -> None:
+        """Case 6 with ``processes`` workers in one group; rounds after the first only add a rate."""
         key = f"6-{processes}"
-        say(f"case {key}: starting {processes} process(es)")
-        procs = [self.process(f"case-{key}-{i}", "stream-anon", "full", "hmac") for i in range(processes)]
+        say(f"case {key}: starting {processes} process(es)" + (f", round {round_}" if round_ > 1 else ""))
+        name = f"case-{key}" if round_ == 1 else f"case-{key}-round-{round_}"
+        procs = [self.process(f"{name}-{i}", "stream-anon", "full", "hmac") for i in range(processes)]
         assert self.dataset is not None
         try:
             readies = [p.wait_for("ready", 600) for p in procs]
-            (topic,) = self.topics.create([f"{key}.raw"], self.size.partitions)
-            base = self.phase_settings(key, "sat", topic)
+            tag = key if round_ == 1 else f"{key}-round-{round_}"
+            (topic,) = self.topics.create([f"{tag}.raw"], self.size.partitions)
+            base = self.phase_settings(tag, "sat", topic)
             for i, p in enumerate(procs):
                 p.send(cmd="run", settings={**base, "transactional_id": f"{base['transactional_id']}-{i}"},
                        cap_s=self.size.cap_s, idle_s=self.size.idle_s + 2)  # fmt: skip
@@ -390,6 +398,14 @@ class Run:
         last = max(r["last_unix"] for r in active)
         seconds = last - first
         cpu = sum(r["cpu_seconds"] for r in results)
+        this_round = {
+            "records_per_s": records / seconds if seconds > 0 else None,
+            "cpu_per_1k": 1000 * cpu / records if records else None,
+        }
+        if round_ > 1:
+            self.cases[key]["rounds"].append(this_round)
+            say(f"case {key}, round {round_}: {this_round['records_per_s'] or 0:,.0f} records/s")
+            return
         self.cases[key] = {
             **CASES[key],
             "records": records,
@@ -411,6 +427,7 @@ class Run:
             ],
             "latency": None,
             "partitions": self.size.partitions,
+            "rounds": [this_round],
         }
         rate = self.cases[key]["records_per_s"] or 0
         say(f"case {key}: {records:,} records in {seconds:.1f}s = {rate:,.0f}/s")
@@ -529,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, help="seconds a saturation phase may run (default: by size)")
     parser.add_argument("--latency-seconds", type=float, help="seconds of paced load (default: by size)")
     parser.add_argument(
-        "--rounds", type=int, help="saturation rounds of cases 2, 7, 8 and 3 (default: by size)"
+        "--rounds", type=int, help="saturation rounds of cases 2, 7, 8, 3 and 6 (default: by size)"
     )
     args = parser.parse_args(argv)
     size = SMOKE if args.smoke else FULL

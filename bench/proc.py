@@ -119,6 +119,7 @@ class CodecFloor:
                 )
             )
         t1 = time.perf_counter()
+        self.stage_seconds["decode"] += t1 - t0
         if self.has_rules:
             for _, _, record in decoded:
                 self.rules(record)
@@ -129,7 +130,6 @@ class CodecFloor:
             Sanitized(rec, encode(header, writer.parsed, record), writer.ref)
             for rec, (writer, header, record) in zip(batch, decoded, strict=True)
         ]
-        self.stage_seconds["decode"] += t1 - t0
         self.stage_seconds["encode"] += time.perf_counter() - t1
         return out
 

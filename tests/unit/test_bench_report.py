@@ -76,3 +76,10 @@ def test_the_report_shows_every_round_and_the_bound() -> None:
     # medians of 80/300 and 72/310 (27% and 23%)
     assert "8 reached 25% of 2's records/s and 80% of 7's; 3 reached 75% of 8's" in text
     assert "out of reach in this run" in text
+
+
+def test_scaling_is_judged_on_the_median_of_its_rounds_too() -> None:
+    results = _results({"6-1": _case(100, 100, 100), "6-2": _case(160, 190, 175)})
+    scaling = _target(results, "6 scaling")
+    assert scaling.passed is True
+    assert scaling.measured == "1.75x (median of 3 rounds: 1.60x, 1.90x, 1.75x)"
