@@ -30,7 +30,7 @@ from stream_anon.rules.operations import (
 )
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-# The Avro specification's rule for a field name (and a name's last part).
+# The form the Avro specification gives a name; every field name must have it.
 AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ANNOTATIONS = ("anon", "pii", "anon.default")
 
