@@ -246,24 +246,14 @@ class Run:
                 self.started[name] = self.spawn(name, "stream-anon", "full", "hmac")
 
     def worker_case(self, case: str, kind: str, schemas: str, output_key: str) -> None:
-        size = self.size
         say(f"case {case}: starting its process ({CASES[case]['short']})")
         proc = self.process(f"case-{case}", kind, schemas, output_key)
         try:
             ready = proc.wait_for("ready", 600)
             if ready.get("derived_schema"):
                 self.derived[case] = ready["derived_schema"]
-            sat = self.phase_settings(case, "sat", self.raw)
-            proc.send(cmd="run", settings=sat, cap_s=size.cap_s, idle_s=size.idle_s)
-            result = proc.wait_for("result", size.cap_s + 600)
+            result, sat = self.saturate(proc, case, "sat")
             self.outputs[case] = sat["output_topic"]
-            if result["dead_lettered"] > 0.01 * max(result["records"], 1):
-                warning = (
-                    f"case {case}: {result['dead_lettered']:,} of {result['records']:,} records "
-                    f"dead-lettered ({result.get('dead_letter_reasons')}): not a sanitizing rate"
-                )
-                self.notes.append(warning)
-                say(warning)
             rate = result["records"] / result["seconds"] if result["seconds"] > 0 else None
             say(
                 f"case {case}: {result['records']:,} records in {result['seconds']:.1f}s = {rate or 0:,.0f}/s"
@@ -278,9 +268,11 @@ class Run:
             proc.kill()
             raise
         assert self.dataset is not None
+        summary = summarize(result, self.dataset.mean_size)
         self.cases[case] = {
             **CASES[case],
-            **summarize(result, self.dataset.mean_size),
+            **summary,
+            "rounds": [round_entry(summary)],
             "latency": latency,
             "latency_quarter_rate": quarter,
             "max_rss_mb": usage.max_rss_mb,
@@ -300,9 +292,6 @@ class Run:
         assert self.dataset is not None
         kinds = {case: (kind, schemas, key) for case, kind, schemas, key in WORKER_CASES}
         cases = [c for c in RATIO_CASES if c in only and c in self.cases]
-        for case in cases:
-            first = self.cases[case]
-            first["rounds"] = [{"records_per_s": first["records_per_s"], "cpu_per_1k": first["cpu_per_1k"]}]
         for round_ in range(2, self.size.rounds + 1):
             if "6-1" in self.cases and "6-2" in self.cases:
                 self.scaling(1, round_)
@@ -312,21 +301,33 @@ class Run:
                 proc = self.spawn(f"case-{case}-round-{round_}", kind, schemas, key)
                 try:
                     proc.wait_for("ready", 600)
-                    sat = self.phase_settings(case, f"sat{round_}", self.raw)
-                    proc.send(cmd="run", settings=sat, cap_s=self.size.cap_s, idle_s=self.size.idle_s)
-                    result = proc.wait_for("result", self.size.cap_s + 600)
+                    result, _ = self.saturate(proc, case, f"sat{round_}")
                     proc.finish()
                 except BaseException:
                     proc.kill()
                     raise
                 summary = summarize(result, self.dataset.mean_size)
-                self.cases[case]["rounds"].append(
-                    {"records_per_s": summary["records_per_s"], "cpu_per_1k": summary["cpu_per_1k"]}
-                )
+                self.cases[case]["rounds"].append(round_entry(summary))
                 say(
                     f"case {case}, round {round_} of {self.size.rounds}: "
                     f"{summary['records_per_s'] or 0:,.0f} records/s"
                 )
+
+    def saturate(self, proc: CaseProcess, case: str, phase: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One saturation phase of ``case`` on the loaded input topic: the process's result and the phase's
+        settings. A rate made mostly of dead letters is flagged: it is not a sanitizing rate."""
+        sat = self.phase_settings(case, phase, self.raw)
+        proc.send(cmd="run", settings=sat, cap_s=self.size.cap_s, idle_s=self.size.idle_s)
+        result: dict[str, Any] = proc.wait_for("result", self.size.cap_s + 600)
+        if result["dead_lettered"] > 0.01 * max(result["records"], 1):
+            label = case if phase == "sat" else f"{case} ({phase})"
+            warning = (
+                f"case {label}: {result['dead_lettered']:,} of {result['records']:,} records "
+                f"dead-lettered ({result.get('dead_letter_reasons')}): not a sanitizing rate"
+            )
+            self.notes.append(warning)
+            say(warning)
+        return result, sat
 
     def latency(self, proc: CaseProcess, case: str, rate: float) -> dict[str, Any]:
         """``rate`` records/s offered by a paced producer for ``latency_s``, read back committed."""
@@ -398,10 +399,12 @@ class Run:
         last = max(r["last_unix"] for r in active)
         seconds = last - first
         cpu = sum(r["cpu_seconds"] for r in results)
-        this_round = {
-            "records_per_s": records / seconds if seconds > 0 else None,
-            "cpu_per_1k": 1000 * cpu / records if records else None,
-        }
+        this_round = round_entry(
+            {
+                "records_per_s": records / seconds if seconds > 0 else None,
+                "cpu_per_1k": 1000 * cpu / records if records else None,
+            }
+        )
         if round_ > 1:
             self.cases[key]["rounds"].append(this_round)
             say(f"case {key}, round {round_}: {this_round['records_per_s'] or 0:,.0f} records/s")
@@ -491,6 +494,11 @@ def summarize(result: dict[str, Any], mean_size: float) -> dict[str, Any]:
         "stages": result.get("stages", {}),
         "dead_letter_reasons": result.get("dead_letter_reasons", {}),
     }
+
+
+def round_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a round keeps of a case's summary: its rate, and its CPU per 1,000 records."""
+    return {"records_per_s": summary["records_per_s"], "cpu_per_1k": summary["cpu_per_1k"]}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -69,7 +69,7 @@ def _share(values: list[float], fmt: str = ".0%", unit: str = "") -> str:
     if len(values) == 1:
         return f"{values[0]:{fmt}}{unit}"
     each = ", ".join(f"{v:{fmt}}{unit}" for v in values)
-    return f"{statistics.median(values):{fmt}}{unit} (median of {len(values)} rounds: {each})"
+    return f"{_median(values):{fmt}}{unit} (median of {len(values)} rounds: {each})"
 
 
 def targets(results: dict[str, Any]) -> list[Target]:
@@ -138,7 +138,8 @@ def round_lines(results: dict[str, Any]) -> list[str]:
 def bound_lines(results: dict[str, Any]) -> list[str]:
     """What case 8 (the codec floor plus case 3's keyed calls) says about case 3's two rate targets."""
     cases = results["cases"]
-    of2, of7 = _median(_ratios(cases, "8", "2")), _median(_ratios(cases, "8", "7"))
+    per_round = _ratios(cases, "8", "2")
+    of2, of7 = _median(per_round), _median(_ratios(cases, "8", "7"))
     three = _median(_ratios(cases, "3", "8"))
     if of2 is None or of7 is None:
         return []
@@ -151,7 +152,7 @@ def bound_lines(results: dict[str, Any]) -> list[str]:
         f"that uses fastavro and draws those values per record can be faster. In this run 8 reached "
         f"{of2:.0%} of 2's records/s and {of7:.0%} of 7's"
         + (f"; 3 reached {three:.0%} of 8's" if three is not None else "")
-        + (" (medians of the rounds' ratios)." if len(_ratios(cases, "8", "2")) > 1 else "."),
+        + (" (medians of the rounds' ratios)." if len(per_round) > 1 else "."),
     ]
     if of2 < 0.30:
         lines += [
