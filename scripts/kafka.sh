@@ -11,6 +11,9 @@
 #   scripts/kafka.sh status           exit 0 when the broker answers, 3 when it does not
 #   scripts/kafka.sh bootstrap        print the bootstrap address
 #   scripts/kafka.sh perf [N] [SIZE]  Kafka's own ProducerPerformance/ConsumerPerformance (raw broker ceiling)
+#   scripts/kafka.sh start|stop|status|bootstrap --cluster
+#                                     a separate three-node cluster with TLS, SCRAM and ACLs on ports 19092-19094
+#                                     (scripts/kafka-cluster.sh; it never touches the single broker)
 #
 # Environment:
 #   KAFKA_CACHE          jars and run directory (default: <repo>/.cache/kafka)
@@ -22,6 +25,14 @@
 #   STREAM_ANON_BOOTSTRAP_SERVERS or KAFKA_BOOTSTRAP_SERVERS
 #                        a broker of your own: start only checks that it answers; stop/restart refuse
 set -euo pipefail
+
+for arg in "$@"; do
+  if [ "$arg" = --cluster ]; then
+    rest=()
+    for a in "$@"; do [ "$a" = --cluster ] || rest+=("$a"); done
+    exec "$(dirname "${BASH_SOURCE[0]}")/kafka-cluster.sh" "${rest[@]}"
+  fi
+done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 POM="$REPO/scripts/kafka/pom.xml"
