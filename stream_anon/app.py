@@ -11,11 +11,10 @@ import yaml
 
 from stream_anon import heap
 from stream_anon.config import ConfigError, Settings
-from stream_anon.config import ScanSettings as ScanConfig
+from stream_anon.detection import ScanSettings, Span, TextScanner
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
 from stream_anon.rules import Plan, SchemaRulesError, compile_plan
-from stream_anon.rules.scan import Scanner, ScanSettings, Span
 from stream_anon.schemas import SchemaResolver, open_resolver
 from stream_anon.verify import Verifier
 from stream_anon.wire import decode_payload, parse_frame
@@ -29,12 +28,14 @@ class LazyScanner:
     ) -> None:
         self._settings = settings
         self._on_found = on_found
-        self._scanner: Scanner | None = None
+        self._scanner: TextScanner | None = None
         self._lock = threading.Lock()
 
-    def _get(self) -> Scanner:
+    def _get(self) -> TextScanner:
         with self._lock:
             if self._scanner is None:
+                from stream_anon.detection.scanner import Scanner  # loads Presidio and spaCy
+
                 self._scanner = Scanner(self._settings)
                 heap.settle()  # the model's objects live as long as the process
             return self._scanner
@@ -76,22 +77,12 @@ def load_tag_policy(path: Path | None) -> dict[str, Any] | None:
     return loaded
 
 
-def scan_settings(config: ScanConfig) -> ScanSettings:
-    """The scanner's settings from the ``scan`` section of the configuration."""
-    return ScanSettings(
-        model=config.model,
-        entities=frozenset(config.entities),
-        threshold=config.threshold,
-        batch_size=config.batch_size,
-    )
-
-
 def plan_compiler(
     settings: Settings, on_scan: Callable[[str, int], None] | None = None
 ) -> Callable[[dict[str, Any]], Plan]:
     keys = load_keys(settings.keys_file)
     policy = load_tag_policy(settings.tag_policy_file)
-    scanner = LazyScanner(scan_settings(settings.scan), on_scan)
+    scanner = LazyScanner(settings.scan, on_scan)
 
     def compile_one(schema: dict[str, Any]) -> Plan:
         return compile_plan(schema, keys, tag_policy=policy, scanner=scanner)

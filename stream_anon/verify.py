@@ -2,13 +2,16 @@
 
 Two checks run on each record:
 
-* the validated detectors (``detectors.py``) over every string, except at paths whose values a rule
-  produced on purpose (``plan.generated_paths``: pseudonym tokens, IP prefixes, masks);
+* the validated detectors (``stream_anon.detection.validated``) over every string, except at paths
+  whose values a rule produced on purpose (``plan.generated_paths``: pseudonym tokens, IP prefixes, masks);
 * an exact search for the raw values of the same record's ``"pii"`` fields over every string, generated
   ones included, so a value that slipped through any path is caught. Phone, card and SSN values are
   compared by their digits (a reformatted number is the same number), everything else ignoring case and
   only as a whole word ("Anna" is not found in "Annabelle"). Values shorter than four characters (seven
   digits) are not searched: they would match by chance.
+
+Both read the strings as the scan does, normalized (``detection.text.normalize``: NFKC, zero-width
+characters removed), so a full-width or zero-width-split copy of a value is the value.
 
 A hit is a ``Leak(entity, path)``; with ``on_leak="redact"`` the span becomes ``<ENTITY>`` in place and the
 record goes on, otherwise the caller dead-letters it. Leaks never carry the value.
@@ -23,26 +26,24 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from stream_anon.detectors import (
-    CREDIT_CARD,
-    DETECTORS,
-    PHONE_NUMBER,
-    US_SSN,
-    Detector,
-    DetectorSet,
+from stream_anon.detection.spans import Span, replace_spans
+from stream_anon.detection.text import (
+    MIN_NUMBER_DIGITS,
+    MIN_VALUE_LENGTH,
+    NUMBER_ENTITIES,
+    Normalized,
     Run,
     digit_runs,
     digits_of,
-    replace_spans,
+    normalize,
+    normalize_value,
 )
+from stream_anon.detection.validated import DETECTORS, Detector, DetectorSet
 from stream_anon.walk import Leaf, Screen, Walker, compile_screen, compile_walker, replace_leaf, walk_untyped
 
 OnLeak = Literal["dead_letter", "redact"]
 
-# Entities whose raw values are numbers that may be re-punctuated: compared digit for digit.
-DIGIT_ENTITIES = frozenset({PHONE_NUMBER, CREDIT_CARD, US_SSN})
-MIN_EXACT_LENGTH = 4
-MIN_EXACT_DIGITS = 7
+MIN_EXACT_LENGTH = MIN_VALUE_LENGTH
 
 
 class VerifiablePlan(Protocol):
@@ -88,22 +89,25 @@ _SEPARATOR = "\x00"
 
 
 class _Joined:
-    """Some leaves' texts joined by ``_SEPARATOR``, and where each begins."""
+    """Some leaves' texts joined by ``_SEPARATOR`` and normalized, and where each leaf begins."""
 
-    __slots__ = ("indexes", "starts", "text")
+    __slots__ = ("indexes", "norm", "starts", "text")
 
     def __init__(self, leaves: list[Leaf], indexes: list[int]) -> None:
         texts = [leaves[i][1] for i in indexes]
-        self.text = _SEPARATOR.join(texts)
+        self.norm = normalize(_SEPARATOR.join(texts))
+        self.text = self.norm.text
         self.indexes = indexes
         self.starts = [0]
         for text in texts[:-1]:
             self.starts.append(self.starts[-1] + len(text) + 1)
 
-    def locate(self, position: int) -> tuple[int, int]:
-        """The leaf index holding ``position`` of the joined text, and where that leaf begins in it."""
-        part = bisect.bisect_right(self.starts, position) - 1
-        return self.indexes[part], self.starts[part]
+    def place(self, start: int, end: int) -> tuple[int, int, int]:
+        """The leaf holding ``text[start:end]`` and the span in that leaf's own string."""
+        start, end = self.norm.span(start, end)
+        part = bisect.bisect_right(self.starts, start) - 1
+        base = self.starts[part]
+        return self.indexes[part], start - base, end - base
 
 
 class Verifier:
@@ -155,8 +159,8 @@ class Verifier:
         checked = _Joined(leaves, detected)
         runs = digit_runs(checked.text)
         for finding in self._detectors.find(checked.text, runs):
-            index, base = checked.locate(finding.start)
-            hits.append((index, finding.start - base, finding.end - base, finding.entity))
+            index, start, end = checked.place(finding.start, finding.end)
+            hits.append((index, start, end, finding.entity))
         if needles:
             _search_needles(needles, leaves, checked, runs, hits)
             if produced:
@@ -205,14 +209,15 @@ class Verifier:
 
 
 def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
-    """What the checks look for of one raw value: its digits (a number at least ``MIN_EXACT_DIGITS`` long
-    of a digit entity) or its casefolded text (at least ``min_length`` long); None when too short."""
+    """What the checks look for of one raw value: its digits (a number of a number entity, at least
+    ``MIN_NUMBER_DIGITS`` long) or its normalized, casefolded text (at least ``min_length`` long); None
+    when too short."""
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if entity in DIGIT_ENTITIES:
+    value = normalize_value(value.strip())
+    if entity in NUMBER_ENTITIES:
         digits = digits_of(value)
-        if len(digits) >= MIN_EXACT_DIGITS:
+        if len(digits) >= MIN_NUMBER_DIGITS:
             return (entity, digits, True, value)
     if len(value) >= min_length:
         return (entity, value.casefold(), False, value)
@@ -231,13 +236,13 @@ def _screen_flags(
     makes it, without the full check's deduplication: a clean record never needs that.
     """
     checked, produced = strings
-    text = _SEPARATOR.join(checked)
+    text = normalize(_SEPARATOR.join(checked)).text
     runs = digit_runs(text)
     if detectors.find(text, runs):
         return True
     if not values:
         return False
-    other = _SEPARATOR.join(produced)
+    other = normalize(_SEPARATOR.join(produced)).text
     folded: str | None = None
     other_digits: str | None = None
     for entity, _path, value in values:
@@ -273,8 +278,8 @@ def _search_needles(
                 at = digits.find(needle)
                 while at >= 0:
                     span_start, span_end = _digits_span(joined.text, start, end, at, len(needle))
-                    index, base = joined.locate(span_start)
-                    hits.append((index, span_start - base, span_end - base, entity))
+                    index, leaf_start, leaf_end = joined.place(span_start, span_end)
+                    hits.append((index, leaf_start, leaf_end, entity))
                     at = digits.find(needle, at + 1)
             continue
         if folded is None:
@@ -285,20 +290,26 @@ def _search_needles(
             _search_text(entity, needle, original, leaves[index][1], index, hits)
 
 
-def _search_text(entity: str, needle: str, original: str, text: str, index: int, hits: list[_Hit]) -> None:
+def _search_text(entity: str, needle: str, original: str, leaf: str, index: int, hits: list[_Hit]) -> None:
+    norm = normalize(leaf)
+    text = norm.text
     folded = text.casefold()
     if needle not in folded:
         return
     if len(folded) == len(text):
         for at in _whole_word_positions(folded, needle):
-            hits.append((index, at, at + len(needle), entity))
+            hits.append((index, *_leaf_span(norm, at, at + len(needle)), entity))
         return
     # Casefolding changed lengths (ß → ss): spans come from a case-insensitive search of the text.
     matches = list(_whole_word(original).finditer(text))
     for match in matches:
-        hits.append((index, match.start(), match.end(), entity))
+        hits.append((index, *_leaf_span(norm, match.start(), match.end()), entity))
     if not matches and _whole_word_positions(folded, needle):
-        hits.append((index, 0, len(text), entity))
+        hits.append((index, 0, len(leaf), entity))
+
+
+def _leaf_span(norm: Normalized, start: int, end: int) -> tuple[int, int]:
+    return norm.span(start, end)
 
 
 def _digits_span(text: str, start: int, end: int, first: int, count: int) -> tuple[int, int]:
@@ -337,10 +348,10 @@ def _whole_word_positions(folded: str, needle: str) -> list[int]:
 
 
 def _redact(leaves: list[Leaf], hits: list[_Hit]) -> None:
-    spans: dict[int, list[tuple[int, int, str]]] = {}
+    spans: dict[int, list[Span]] = {}
     for index, start, end, entity in hits:
-        spans.setdefault(index, []).append((start, end, f"<{entity}>"))
+        spans.setdefault(index, []).append(Span(start, end, entity))
     # Reverse order: a map's values are rewritten before its keys are renamed (see replace_leaf).
     for index in sorted(spans, reverse=True):
         leaf = leaves[index]
-        replace_leaf(leaf, replace_spans(leaf[1], spans[index]))
+        replace_leaf(leaf, replace_spans(leaf[1], spans[index], "tag"))

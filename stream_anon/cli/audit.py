@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from stream_anon.audit import AuditError, Auditor, Decode, TextScanner, TopicReader, run_audit
+from stream_anon.audit import AuditError, Auditor, Decode, TopicReader, run_audit
 from stream_anon.cli.run import fail, settings_from
 from stream_anon.config import Settings
+from stream_anon.detection import TextScanner
 
 
 @click.command()
@@ -160,18 +161,11 @@ def _add_derived_schemas(settings: Settings, directory: Any) -> None:
 
 def _scanner(settings: Settings) -> TextScanner:
     try:
-        from stream_anon.rules.scan import Scanner, ScanSettings
+        from stream_anon.detection.scanner import Scanner
     except ImportError as exc:
         raise AuditError(f"NER is not available ({exc}); run with --no-ner") from None
     try:
-        scanner: TextScanner = Scanner(
-            ScanSettings(
-                model=settings.scan.model,
-                entities=frozenset(settings.scan.entities),
-                threshold=settings.scan.threshold,
-                batch_size=settings.scan.batch_size,
-            )
-        )
+        scanner: TextScanner = Scanner(settings.scan)
     except ValueError as exc:  # ScanError: the model is not installed, a bad setting
         raise AuditError(f"NER is not available: {exc}") from None
     return scanner

@@ -17,8 +17,9 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from stream_anon.detection import TextScanner, replace_spans
 from stream_anon.keys import Keys
 from stream_anon.rules.operations import (
     REGISTRY,
@@ -37,17 +38,6 @@ ANNOTATIONS = ("anon", "pii", "anon.default")
 
 # A pii field's reader: (entity, path, the function that collects its raw values from a record).
 Getter = tuple[str, str, Callable[[dict[str, Any]], Sequence[Any]]]
-
-
-class ScannerLike(Protocol):
-    def detect_batch(
-        self,
-        texts: Sequence[str],
-        known: Sequence[Sequence[tuple[str, str]]],
-        *,
-        entities: frozenset[str] | None = None,
-        threshold: float | None = None,
-    ) -> list[list[Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +132,7 @@ class _Built:
 
 
 class _Compiler:
-    def __init__(self, keys: Keys, tag_policy: dict[str, Any] | None, scanner: ScannerLike | None) -> None:
+    def __init__(self, keys: Keys, tag_policy: dict[str, Any] | None, scanner: TextScanner | None) -> None:
         self.keys = keys
         self.policy = tag_policy or {}
         self.scanner = scanner
@@ -666,8 +656,6 @@ class Plan:
                 known_cache[i] = [(e, v) for e, _, v in self.pii_values(records[i])]
             return known_cache[i]
 
-        from stream_anon.rules.scan import replace_spans
-
         for items in by_group.values():
             group = items[0].group
             spans = self._detect(items, known, group, results)
@@ -726,7 +714,7 @@ def compile_plan(
     keys: Keys,
     *,
     tag_policy: dict[str, Any] | None = None,
-    scanner: ScannerLike | None = None,
+    scanner: TextScanner | None = None,
 ) -> Plan:
     """Compile a record schema with annotations; raises ``SchemaRulesError`` listing every problem."""
     compiler = _Compiler(keys, tag_policy, scanner)

@@ -158,7 +158,8 @@ def test_a_missing_topic_is_an_error(seeded: dict[str, Any]) -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("stream_anon.rules.scan") is None, reason="the NER scanner is not built yet"
+    importlib.util.find_spec("stream_anon.detection.scanner") is None,
+    reason="the NER scanner is not built yet",
 )
 def test_ner_finds_names_the_validated_detectors_cannot(seeded: dict[str, Any]) -> None:
     topic = unique("audit-ner")

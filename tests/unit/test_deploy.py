@@ -176,7 +176,7 @@ def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
     for path in (".cache/demo/keys.json", ".venv/bin/python", ".git/config", "tests/conftest.py"):
         assert not in_build_context(path), f"{path} would be sent to the Docker build"
     assert not in_build_context("stream_anon/__pycache__/cli.cpython-311.pyc")
-    assert in_build_context("stream_anon/data/recognizers.yaml"), "package data must reach the image"
+    assert in_build_context("stream_anon/detection/recognizers.yaml"), "package data must reach the image"
 
 
 def test_the_entrypoint_is_the_console_script_and_the_default_command_exists() -> None:

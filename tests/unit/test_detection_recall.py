@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from stream_anon.rules.scan import DEFAULT_ENTITIES, Scanner
+from stream_anon.detection.scanner import DEFAULT_ENTITIES, Scanner
 
 SEED = 20261128
 CORPUS_SIZE = 300

@@ -430,7 +430,7 @@ def test_a_detector_that_raises_fails_only_the_record_it_raises_on() -> None:
 
 
 def test_the_real_scanner_handles_context_words_next_to_numbers() -> None:
-    from stream_anon.rules.scan import Scanner
+    from stream_anon.detection.scanner import Scanner
 
     text = "Ask for Rhys if you call, she set up the account. My number: 098865 54947"
     plan = compile_plan(schema({"name": "c", "type": "string", "anon": "scan"}), KEYS, scanner=Scanner())

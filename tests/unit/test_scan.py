@@ -1,4 +1,4 @@
-"""Free-text detection (``stream_anon.rules.scan``): what it finds, record-aware detection, replacement.
+"""Free-text detection (``stream_anon.detection``): what it finds, record-aware detection, replacement.
 
 The spaCy model loads once per process (``engine_for``); every test here shares it.
 """
@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 from spacy.tokens import Doc
 
-from stream_anon.rules import scan
-from stream_anon.rules.recognizers import (
-    NerEntities,
-    RecognizerConfigError,
-    RecordAware,
-    build_recognizers,
-    load_config,
-)
-from stream_anon.rules.scan import ScanError, Scanner, ScanSettings, Span, detect, replace_spans
+from stream_anon.detection import scanner as scan
+from stream_anon.detection.config import RecognizerConfigError, load_config
+from stream_anon.detection.recognizers import NerEntities, build_recognizers
+from stream_anon.detection.record_aware import RecordAware
+from stream_anon.detection.scanner import ScanError, Scanner, ScanSettings, Span, detect
+from stream_anon.detection.spans import replace_spans
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +255,7 @@ def test_nothing_is_downloaded_or_printed(tmp_path: Path) -> None:
         watched = {"socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto",
                    "http.client.connect", "urllib.Request"}
         sys.addaudithook(lambda event, args: events.append(event) if event in watched else None)
-        from stream_anon.rules.scan import Scanner
+        from stream_anon.detection.scanner import Scanner
         [spans] = Scanner().detect_batch(["Mail ana.lima@example.co.uk, see https://example.org"], [[]])
         print(json.dumps({"events": events, "entities": [s.entity for s in spans]}))
         """

@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from stream_anon import detectors
+from stream_anon.detection import validated as detectors
 from stream_anon.verify import Leak, Verifier
 
 SCHEMA = {

@@ -6,7 +6,7 @@ grouping). Python's regex engine pays for every character it looks at, so ``find
 once: the numeric detectors (phone, card, SSN, IPv4, IBAN) only run on the short windows around runs of
 seven or more digits and separators (``DIGIT_RUN``), and the others behind a substring test (``@``,
 ``::``). A string without any costs one regex search and two substring tests. The verifier, the log
-scrubber and the audit share them.
+scrubber, the audit and the scan (as a Presidio recognizer) share them.
 
 Entity names are Presidio's, so the audit can merge both sources.
 """
@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from stream_anon.detection.spans import Span, replace_spans
+from stream_anon.detection.text import CREDIT_CARD, PHONE_NUMBER, US_SSN, Run, digit_runs
+
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
-PHONE_NUMBER = "PHONE_NUMBER"
-CREDIT_CARD = "CREDIT_CARD"
 IBAN_CODE = "IBAN_CODE"
-US_SSN = "US_SSN"
 IP_ADDRESS = "IP_ADDRESS"
+__all__ = ["CREDIT_CARD", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS", "PHONE_NUMBER", "US_SSN", "Run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +59,6 @@ class Detector(Protocol):
     def min_digits(self) -> int: ...
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]: ...
-
-
-# A run of digits and the separators numbers are written with; every numeric candidate lies in one.
-# Possessive: a run never gives characters back, and nothing follows it in the pattern.
-DIGIT_RUN = re.compile(r"\d[\d .()/\-]{6,}+")
-_NOT_DIGIT = re.compile(r"\D")
-
-# A DIGIT_RUN match: (start, end, its digits).
-Run = tuple[int, int, str]
 
 
 class EmailDetector:
@@ -359,27 +351,6 @@ DETECTORS: tuple[Detector, ...] = (
 )
 
 
-def digit_runs(text: str) -> list[Run]:
-    """The ``DIGIT_RUN`` matches of ``text``: where numeric PII can be."""
-    match = DIGIT_RUN.search(text)
-    runs: list[Run] = []
-    while match is not None:  # nearly always zero or one round: one search per run and one to end
-        run = match.group()
-        runs.append((match.start(), match.end(), digits_of(run)))
-        match = DIGIT_RUN.search(text, match.end())
-    return runs
-
-
-_NOT_ASCII_DIGIT = bytes(b for b in range(128) if not 0x30 <= b <= 0x39)
-
-
-def digits_of(text: str) -> str:
-    """Every digit of ``text``, in order (for ASCII text a bytes ``translate`` in C, a third of a regex)."""
-    if text.isascii():
-        return text.encode().translate(None, _NOT_ASCII_DIGIT).decode()
-    return _NOT_DIGIT.sub("", text)
-
-
 class DetectorSet:
     """Detectors run together, in priority order: where two findings overlap, the earlier one wins."""
 
@@ -426,32 +397,12 @@ def _keep(found: list[Finding], candidates: Iterable[Finding]) -> None:
             found.append(finding)
 
 
-def replace_spans(text: str, findings: Iterable[tuple[int, int, str]]) -> str:
-    """``text`` with each ``(start, end, replacement)`` span replaced; overlapping spans are merged."""
-    spans = sorted(findings)
-    if not spans:
-        return text
-    pieces: list[str] = []
-    cursor = 0
-    last_end = -1
-    for start, end, replacement in spans:
-        if start < last_end:  # overlaps the previous span: extend it
-            cursor = max(cursor, end)
-            last_end = max(last_end, end)
-            continue
-        pieces.append(text[cursor:start])
-        pieces.append(replacement)
-        cursor = last_end = end
-    pieces.append(text[cursor:])
-    return "".join(pieces)
-
-
 def redact(text: str, detectors: DetectorSet = DEFAULT) -> str:
     """``text`` with every finding replaced by ``<ENTITY>``."""
     findings = detectors.find(text)
     if not findings:
         return text
-    return replace_spans(text, ((f.start, f.end, f"<{f.entity}>") for f in findings))
+    return replace_spans(text, [Span(f.start, f.end, f.entity) for f in findings])
 
 
 def partial_mask(entity: str, value: str, limit: int = 40) -> str:

