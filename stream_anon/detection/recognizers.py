@@ -49,7 +49,7 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
 
 class ValidatedDetectorsRecognizer(LocalRecognizer):
-    """``stream_anon.detectors`` as a Presidio recognizer: what the leak verifier flags, scan finds."""
+    """``validated`` detectors as a Presidio recognizer: what the leak verifier flags, scan finds."""
 
     ENTITIES: ClassVar[list[str]] = [
         detectors.EMAIL_ADDRESS,
