@@ -18,8 +18,9 @@ from typing import Any
 import fastavro
 
 from stream_anon import datagen
+from stream_anon.schema import strip_logical_types
 from stream_anon.schemas import fingerprint
-from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode, strip_logical_types
+from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode
 
 REPO = Path(__file__).resolve().parent.parent
 RAW_SCHEMA = REPO / "schemas" / "feedback.avsc"

@@ -39,7 +39,7 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
     from stream_anon.config import Settings
     from stream_anon.keys import Keys
     from stream_anon.logs import configure_logging
-    from stream_anon.pipeline import InputRecord, Sanitized
+    from stream_anon.records import InputRecord, Sanitized
 
     configure_logging("json", "warning")
     # CPU time, not wall time: on a shared machine it is what a change saves, and it is far less noisy
@@ -101,8 +101,9 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
     from stream_anon.keys import Keys
     from stream_anon.rules import compile_plan, operations
     from stream_anon.rules.plan import Ctx, RuleFailure
+    from stream_anon.schema import strip_logical_types
     from stream_anon.verify import Verifier
-    from stream_anon.wire import encode, strip_logical_types
+    from stream_anon.wire import encode
 
     keys = Keys.generate()
     schema = json_module.loads(STRUCTURED_SCHEMA.read_text(encoding="utf-8"))

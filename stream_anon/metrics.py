@@ -18,7 +18,7 @@ from enum import StrEnum
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from stream_anon import __version__
-from stream_anon.deadletter import Reason
+from stream_anon.records import Reason
 
 
 class Stage(StrEnum):

@@ -10,43 +10,31 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import fastavro
 import structlog
 
-from stream_anon.deadletter import DeadLetter, Reason
+from stream_anon.records import DeadLetter, InputRecord, Outcome, Reason, Sanitized
 from stream_anon.rules import Plan, RuleFailure, SchemaRulesError
+from stream_anon.schema import strip_logical_types
 from stream_anon.schemas import SchemaResolver, SchemaSourceUnavailable, WriterSchema
 from stream_anon.verify import Verifier
-from stream_anon.wire import WireError, decode_payload, encode, parse_frame, strip_logical_types
+from stream_anon.wire import WireError, WireErrorKind, decode_payload, encode, parse_frame
 
 log = structlog.get_logger(__name__)
 
 STAGES = ("decode", "transform", "verify", "encode")
 
 
-class InputRecord(NamedTuple):
-    """One consumed message, independent of the Kafka client. (A named tuple: one is built per record,
-    at a quarter of a frozen dataclass's cost.)"""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-
-
-class Sanitized(NamedTuple):
-    """A record ready for the output topic: the encoded sanitized value, and which writer schema it had."""
-
-    source: InputRecord
-    value: bytes
-    schema_ref: str
-
-
-Outcome = Sanitized | DeadLetter
+WIRE_REASONS: dict[WireErrorKind, Reason] = {
+    WireErrorKind.EMPTY_VALUE: Reason.EMPTY_VALUE,
+    WireErrorKind.UNKNOWN_FRAMING: Reason.UNKNOWN_FRAMING,
+    WireErrorKind.UNKNOWN_SCHEMA: Reason.UNKNOWN_SCHEMA,
+    WireErrorKind.INVALID_SCHEMA: Reason.INVALID_SCHEMA,
+    WireErrorKind.UNDECODABLE: Reason.UNDECODABLE,
+}
+"""The dead-letter reason of each way a message cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +201,9 @@ class Pipeline:
                 entries[ref] = entry
                 groups[ref].append((i, record))
             except WireError as exc:
-                outcomes[i] = DeadLetter(rec, exc.reason, type(exc).__name__, str(exc), exc.schema_ref or ref)
+                outcomes[i] = DeadLetter(
+                    rec, WIRE_REASONS[exc.kind], type(exc).__name__, str(exc), exc.schema_ref or ref
+                )
         t1 = time.perf_counter()
         self.stage_seconds["decode"] += t1 - t0
 

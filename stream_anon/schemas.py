@@ -25,8 +25,8 @@ import fastavro
 import fastavro.schema
 import structlog
 
-from stream_anon.deadletter import Reason
-from stream_anon.wire import Framing, WireError, frame_header, schema_ref, strip_logical_types
+from stream_anon.schema import strip_logical_types
+from stream_anon.wire import Framing, WireError, WireErrorKind, frame_header, schema_ref
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ def parse_writer_schema(text: str | dict[str, Any], ref: str) -> WriterSchema:
     try:
         if isinstance(text, str):
             if len(text) > MAX_SCHEMA_BYTES:
-                raise WireError(Reason.INVALID_SCHEMA, "schema larger than 1 MB", ref)
+                raise WireError(WireErrorKind.INVALID_SCHEMA, "schema larger than 1 MB", ref)
             loaded = json.loads(text)
         else:
             loaded = text
@@ -60,14 +60,16 @@ def parse_writer_schema(text: str | dict[str, Any], ref: str) -> WriterSchema:
             # A file of named types: the last one is the top-level record, the others its dependencies.
             loaded = fastavro.parse_schema(loaded, expand=True, _write_hint=False)[-1]
         if not isinstance(loaded, dict) or loaded.get("type") != "record":
-            raise WireError(Reason.INVALID_SCHEMA, "top-level schema is not a record", ref)
+            raise WireError(WireErrorKind.INVALID_SCHEMA, "top-level schema is not a record", ref)
         parsed = fastavro.parse_schema(strip_logical_types(loaded))
     except WireError:
         raise
     except RecursionError:
-        raise WireError(Reason.INVALID_SCHEMA, "schema nests too deeply", ref) from None
+        raise WireError(WireErrorKind.INVALID_SCHEMA, "schema nests too deeply", ref) from None
     except Exception as exc:  # json and fastavro raise many types on hostile schemas
-        raise WireError(Reason.INVALID_SCHEMA, f"schema does not parse ({type(exc).__name__})", ref) from None
+        raise WireError(
+            WireErrorKind.INVALID_SCHEMA, f"schema does not parse ({type(exc).__name__})", ref
+        ) from None
     return WriterSchema(ref=ref, schema=loaded, parsed=parsed)
 
 
@@ -125,7 +127,7 @@ class DirectorySchemas:
     def lookup(self, ident: bytes) -> WriterSchema:
         if ident in self._ambiguous:
             raise WireError(
-                Reason.INVALID_SCHEMA,
+                WireErrorKind.INVALID_SCHEMA,
                 "two .avsc files in schemas_dir share this fingerprint with different annotations",
                 schema_ref(Framing.SINGLE_OBJECT, ident),
             )
@@ -135,7 +137,7 @@ class DirectorySchemas:
             found = self._by_fingerprint.get(ident)
         if found is None:
             raise WireError(
-                Reason.UNKNOWN_SCHEMA,
+                WireErrorKind.UNKNOWN_SCHEMA,
                 "fingerprint matches no .avsc file in schemas_dir",
                 schema_ref(Framing.SINGLE_OBJECT, ident),
             )
@@ -173,20 +175,24 @@ class RegistrySchemas:
             return found
         ref = schema_ref(Framing.CONFLUENT, ident)
         if self._unknown_until.get(schema_id, 0.0) > time.monotonic():
-            raise WireError(Reason.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref)
+            raise WireError(WireErrorKind.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref)
         try:
             registered = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 self._unknown_until[schema_id] = time.monotonic() + self.NEGATIVE_CACHE_S
-                raise WireError(Reason.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref) from None
+                raise WireError(
+                    WireErrorKind.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref
+                ) from None
             raise SchemaSourceUnavailable(f"schema registry answered {exc.http_status_code}") from None
         except Exception as exc:  # connection refused, timeouts: the registry is down, not the record bad
             raise SchemaSourceUnavailable(f"schema registry unreachable ({type(exc).__name__})") from None
         if registered.schema_type not in (None, "AVRO"):
-            raise WireError(Reason.INVALID_SCHEMA, f"schema type {registered.schema_type} is not Avro", ref)
+            raise WireError(
+                WireErrorKind.INVALID_SCHEMA, f"schema type {registered.schema_type} is not Avro", ref
+            )
         if registered.references:
-            raise WireError(Reason.INVALID_SCHEMA, "schema references are not supported", ref)
+            raise WireError(WireErrorKind.INVALID_SCHEMA, "schema references are not supported", ref)
         found = parse_writer_schema(registered.schema_str or "", ref)
         self._by_id[schema_id] = found
         return found
@@ -213,14 +219,14 @@ class SchemaResolver:
         if framing is Framing.CONFLUENT:
             if self.registry is None:
                 raise WireError(
-                    Reason.UNKNOWN_SCHEMA,
+                    WireErrorKind.UNKNOWN_SCHEMA,
                     "Confluent-framed record but no schema_registry_url is configured",
                     schema_ref(framing, ident),
                 )
             return self.registry.lookup(ident)
         if self.directory is None:
             raise WireError(
-                Reason.UNKNOWN_SCHEMA,
+                WireErrorKind.UNKNOWN_SCHEMA,
                 "single-object record but no schemas_dir is configured",
                 schema_ref(framing, ident),
             )

@@ -13,12 +13,12 @@ import structlog
 
 from stream_anon.app import build_pipeline, load_keys
 from stream_anon.config import ConfigError, Settings
-from stream_anon.deadletter import DeadLetter
 from stream_anon.health import Health, HealthServer
 from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
-from stream_anon.pipeline import CompiledSchema, InputRecord, Outcome, Sanitized
+from stream_anon.pipeline import CompiledSchema
+from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
 from stream_anon.rules.operations import HmacSha256, b64url
 from stream_anon.worker import Worker, WorkerError
 

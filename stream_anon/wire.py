@@ -18,8 +18,6 @@ from typing import Any
 
 import fastavro
 
-from stream_anon.deadletter import Reason
-
 CONFLUENT_MAGIC = 0x00
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 
@@ -29,29 +27,41 @@ class Framing(StrEnum):
     SINGLE_OBJECT = "single_object"
 
 
-class WireError(Exception):
-    """A message cannot be read; ``reason`` is its dead-letter reason. The message holds no record value."""
+class WireErrorKind(StrEnum):
+    """Why a message cannot be read. The pipeline maps each kind to its dead-letter ``Reason``."""
 
-    def __init__(self, reason: Reason, message: str, schema_ref: str | None = None) -> None:
+    EMPTY_VALUE = "empty_value"
+    UNKNOWN_FRAMING = "unknown_framing"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    INVALID_SCHEMA = "invalid_schema"
+    UNDECODABLE = "undecodable"
+
+
+class WireError(Exception):
+    """A message cannot be read; ``kind`` says why. The message holds no record value."""
+
+    def __init__(self, kind: WireErrorKind, message: str, schema_ref: str | None = None) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.kind = kind
         self.schema_ref = schema_ref
 
 
 def parse_frame(value: bytes | None) -> tuple[Framing, bytes, int]:
     """Return the framing, the schema reference bytes (id or fingerprint) and the payload's start offset."""
     if not value:
-        raise WireError(Reason.EMPTY_VALUE, "record has no value")
+        raise WireError(WireErrorKind.EMPTY_VALUE, "record has no value")
     if value[0] == CONFLUENT_MAGIC:
         if len(value) < 5:
-            raise WireError(Reason.UNKNOWN_FRAMING, "Confluent framing shorter than its 5-byte header")
+            raise WireError(WireErrorKind.UNKNOWN_FRAMING, "Confluent framing shorter than its 5-byte header")
         return Framing.CONFLUENT, value[1:5], 5
     if value[:2] == SINGLE_OBJECT_MAGIC:
         if len(value) < 10:
-            raise WireError(Reason.UNKNOWN_FRAMING, "single-object encoding shorter than its 10-byte header")
+            raise WireError(
+                WireErrorKind.UNKNOWN_FRAMING, "single-object encoding shorter than its 10-byte header"
+            )
         return Framing.SINGLE_OBJECT, value[2:10], 10
     raise WireError(
-        Reason.UNKNOWN_FRAMING,
+        WireErrorKind.UNKNOWN_FRAMING,
         f"first byte 0x{value[0]:02x} is neither Confluent framing (0x00) nor single-object (0xc3 0x01)",
     )
 
@@ -76,17 +86,21 @@ def decode_payload(value: bytes, start: int, parsed_schema: Any, ref: str) -> di
     try:
         record = fastavro.schemaless_reader(buffer, parsed_schema, None)
     except RecursionError:
-        raise WireError(Reason.UNDECODABLE, "value nests deeper than the decoder allows", ref) from None
+        raise WireError(
+            WireErrorKind.UNDECODABLE, "value nests deeper than the decoder allows", ref
+        ) from None
     except Exception as exc:  # fastavro raises many types on corrupt input (EOFError, ValueError, ...)
         raise WireError(
-            Reason.UNDECODABLE,
+            WireErrorKind.UNDECODABLE,
             f"Avro body does not decode with the writer schema ({type(exc).__name__})",
             ref,
         ) from None
     if buffer.tell() != len(value):
-        raise WireError(Reason.UNDECODABLE, f"{len(value) - buffer.tell()} bytes left after the record", ref)
+        raise WireError(
+            WireErrorKind.UNDECODABLE, f"{len(value) - buffer.tell()} bytes left after the record", ref
+        )
     if not isinstance(record, dict):
-        raise WireError(Reason.UNDECODABLE, "writer schema is not a record", ref)
+        raise WireError(WireErrorKind.UNDECODABLE, "writer schema is not a record", ref)
     return record
 
 
@@ -96,12 +110,3 @@ def encode(header: bytes, parsed_schema: Any, record: dict[str, Any]) -> bytes:
     buffer.write(header)
     fastavro.schemaless_writer(buffer, parsed_schema, record)
     return buffer.getvalue()
-
-
-def strip_logical_types(schema: Any) -> Any:
-    """A copy of a JSON schema with ``logicalType`` removed, so values keep their underlying Avro type."""
-    if isinstance(schema, dict):
-        return {k: strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-    if isinstance(schema, list):
-        return [strip_logical_types(s) for s in schema]
-    return schema

@@ -25,8 +25,8 @@ from confluent_kafka.admin import AdminClient
 
 from stream_anon import heap
 from stream_anon.config import Settings
-from stream_anon.deadletter import HEADER_PREFIX, DeadLetter, Reason
-from stream_anon.pipeline import InputRecord, Outcome, Pipeline, Sanitized
+from stream_anon.pipeline import Pipeline
+from stream_anon.records import HEADER_PREFIX, DeadLetter, InputRecord, Outcome, Reason, Sanitized
 from stream_anon.schemas import SchemaSourceUnavailable
 
 log = structlog.get_logger(__name__)

@@ -18,9 +18,10 @@ import fastavro
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from stream_anon.schema import strip_logical_types
 from stream_anon.schemas import fingerprint
 from stream_anon.topicread import read_to_end
-from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode, strip_logical_types
+from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode
 
 BOOTSTRAP = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REPO = Path(__file__).resolve().parent.parent

@@ -202,9 +202,7 @@ class AggregateJob:
         try:
             record = self._reader.read(message.value() or b"")
         except WireError as exc:
-            log.warning(
-                "aggregate_undecodable", partition=position[1], offset=offset, reason=exc.reason.value
-            )
+            log.warning("aggregate_undecodable", partition=position[1], offset=offset, reason=exc.kind.value)
             self.core.skip(SkipReason.UNDECODABLE, position, offset)
             return
         event_ms = timestamp if kind != 0 else None  # 0 = TIMESTAMP_NOT_AVAILABLE

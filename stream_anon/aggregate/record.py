@@ -6,7 +6,8 @@ from typing import Any
 
 import fastavro
 
-from stream_anon.wire import encode, strip_logical_types
+from stream_anon.schema import strip_logical_types
+from stream_anon.wire import encode
 
 AGGREGATE_SCHEMA: dict[str, Any] = {
     "type": "record",

@@ -116,9 +116,8 @@ def _decoder(settings: Settings) -> Decode:
     files: on the first fingerprint the directory does not know, they are compiled as the worker
     compiles them (same rules, same keys file) and added.
     """
-    from stream_anon.deadletter import Reason
     from stream_anon.schemas import SchemaSourceUnavailable, open_resolver
-    from stream_anon.wire import WireError, decode_payload, parse_frame
+    from stream_anon.wire import WireError, WireErrorKind, decode_payload, parse_frame
 
     try:
         resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
@@ -132,7 +131,7 @@ def _decoder(settings: Settings) -> Decode:
         try:
             writer = resolver.lookup(framing, ident)
         except WireError as exc:
-            if exc.reason is not Reason.UNKNOWN_SCHEMA or derived_added:
+            if exc.kind is not WireErrorKind.UNKNOWN_SCHEMA or derived_added:
                 raise
             derived_added = True
             _add_derived_schemas(settings, resolver.directory)

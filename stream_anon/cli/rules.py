@@ -72,7 +72,7 @@ def lint(paths: tuple[Path, ...], keys_path: Path | None) -> None:
         except SchemaRulesError as exc:
             problems.extend((path, p) for p in exc.problems)
         except WireError as exc:
-            problems.append((path, Problem("", exc.reason.value, str(exc))))
+            problems.append((path, Problem("", exc.kind.value, str(exc))))
     for path, p in problems:
         click.echo(f"{path}: {p.path or '(schema)'}: {p.code}: {p.message}")
     click.echo(f"{len(files)} schema(s), {len(problems)} problem(s)", err=True)

@@ -29,11 +29,11 @@ from stream_anon.rules.operations import (
     ValueRuleError,
     hmac_tokens,
 )
+from stream_anon.schema import ANNOTATIONS, TAGS, strip_annotations, strip_logical_types
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 # The form the Avro specification gives a name; every field name must have it.
 AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-ANNOTATIONS = ("anon", "pii", "anon.default")
 
 
 # A pii field's reader: (entity, path, the function that collects its raw values from a record).
@@ -193,7 +193,7 @@ class _Compiler:
                 continue
             if built is None:
                 continue  # dropped
-            derived = {k: v for k, v in f.items() if k not in ANNOTATIONS and k != "confluent:tags"}
+            derived = {k: v for k, v in f.items() if k not in ANNOTATIONS and k != TAGS}
             derived["type"] = built.out_type
             if built.changed:
                 derived.pop("default", None)
@@ -232,7 +232,7 @@ class _Compiler:
     def rule_for(self, f: dict[str, Any], default: Any) -> tuple[dict[str, Any] | None, str]:
         if "anon" in f:
             return _spec(f["anon"]), "field"
-        for tag in f.get("confluent:tags", []) or []:
+        for tag in f.get(TAGS, []) or []:
             if tag in self.policy:
                 return _spec(self.policy[tag]), "tag"
         if default is not None:
@@ -310,7 +310,7 @@ class _Compiler:
                     self.rules.append(FieldRule(path, full, entity, "keep", "field", full))
                     return _Built(
                         None,
-                        _strip_annotations(resolved) if full not in self.derived_named else full,
+                        strip_annotations(resolved) if full not in self.derived_named else full,
                         False,
                         False,
                         path,
@@ -400,18 +400,6 @@ def _type_name(avro: Any) -> str:
         lt = avro.get("logicalType")
         return f"{kind}({lt})" if lt else str(kind)
     return str(avro)
-
-
-def _strip_annotations(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {
-            k: _strip_annotations(v)
-            for k, v in schema.items()
-            if k not in ANNOTATIONS and k != "confluent:tags"
-        }
-    if isinstance(schema, list):
-        return [_strip_annotations(s) for s in schema]
-    return schema
 
 
 def _getter(name: str, path: str) -> Callable[[dict[str, Any]], Sequence[Any]]:
@@ -598,8 +586,6 @@ class Plan:
         compiler: _Compiler,
     ) -> None:
         import fastavro
-
-        from stream_anon.wire import strip_logical_types
 
         self.writer_schema = writer_schema
         self.derived_schema = derived_schema

@@ -15,7 +15,8 @@ from kafkatools import REPO, Framer, create_topics, produce, read_all, unique
 from stream_anon.app import build_pipeline
 from stream_anon.config import Settings
 from stream_anon.datagen import generate_feedback
-from stream_anon.wire import decode_payload, parse_frame, strip_logical_types
+from stream_anon.schema import strip_logical_types
+from stream_anon.wire import decode_payload, parse_frame
 from stream_anon.worker import Worker
 
 pytestmark = pytest.mark.broker

@@ -10,7 +10,7 @@ import fastavro
 
 from bench.data import HEADER_BYTES, generate
 from bench.proc import CodecFloor, KeyedFloor
-from stream_anon.pipeline import InputRecord, Sanitized
+from stream_anon.records import InputRecord, Sanitized
 from stream_anon.schemas import open_resolver
 from stream_anon.wire import parse_frame
 

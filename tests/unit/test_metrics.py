@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from stream_anon import __version__
-from stream_anon.deadletter import Reason
 from stream_anon.metrics import Metrics, Stage
+from stream_anon.records import Reason
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from stream_anon.keys import Keys
 from stream_anon.rules import SchemaRulesError, TokenError, compile_plan, detokenize
 from stream_anon.rules.plan import RuleFailure
+from stream_anon.schema import strip_logical_types
 from stream_anon.walk import compile_screen
-from stream_anon.wire import strip_logical_types
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = Keys.generate()

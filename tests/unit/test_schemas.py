@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_anon.deadletter import Reason
 from stream_anon.schemas import DirectorySchemas, SchemaResolver, fingerprint, parse_writer_schema
-from stream_anon.wire import Framing, WireError
+from stream_anon.wire import Framing, WireError, WireErrorKind
 
 V1 = {"type": "record", "name": "F", "namespace": "x", "fields": [{"name": "a", "type": "string"}]}
 V2 = {**V1, "fields": [*V1["fields"], {"name": "b", "type": ["null", "int"], "default": None}]}
@@ -34,7 +33,7 @@ def test_unknown_fingerprint_is_unknown_schema(tmp_path: Path) -> None:
     (tmp_path / "f.avsc").write_text(json.dumps(V1))
     with pytest.raises(WireError) as caught:
         DirectorySchemas(tmp_path).lookup(b"\x01" * 8)
-    assert caught.value.reason is Reason.UNKNOWN_SCHEMA
+    assert caught.value.kind is WireErrorKind.UNKNOWN_SCHEMA
 
 
 def test_broken_files_are_skipped_not_fatal(tmp_path: Path) -> None:
@@ -56,11 +55,11 @@ def test_hostile_schemas_are_invalid_not_resolved(hostile: object) -> None:
     text = hostile if isinstance(hostile, str) else json.dumps(hostile)
     with pytest.raises(WireError) as caught:
         parse_writer_schema(text, ref="id:1")
-    assert caught.value.reason is Reason.INVALID_SCHEMA
+    assert caught.value.kind is WireErrorKind.INVALID_SCHEMA
 
 
 def test_confluent_framing_without_a_registry_is_unknown_schema(tmp_path: Path) -> None:
     resolver = SchemaResolver(DirectorySchemas(tmp_path), None)
     with pytest.raises(WireError) as caught:
         resolver.lookup(Framing.CONFLUENT, b"\x00\x00\x00\x01")
-    assert caught.value.reason is Reason.UNKNOWN_SCHEMA
+    assert caught.value.kind is WireErrorKind.UNKNOWN_SCHEMA

@@ -7,9 +7,16 @@ import json
 import fastavro
 import pytest
 
-from stream_anon.deadletter import Reason
 from stream_anon.schemas import fingerprint
-from stream_anon.wire import Framing, WireError, decode_payload, encode, parse_frame, schema_ref
+from stream_anon.wire import (
+    Framing,
+    WireError,
+    WireErrorKind,
+    decode_payload,
+    encode,
+    parse_frame,
+    schema_ref,
+)
 
 SCHEMA = {
     "type": "record",
@@ -44,20 +51,20 @@ def test_single_object_framing_is_c301_then_fingerprint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("value", "kind"),
     [
-        (None, Reason.EMPTY_VALUE),
-        (b"", Reason.EMPTY_VALUE),
-        (b"\x00\x00\x01", Reason.UNKNOWN_FRAMING),
-        (b"\xc3\x01\x00", Reason.UNKNOWN_FRAMING),
-        (b'{"json": true}', Reason.UNKNOWN_FRAMING),
-        (b"\xc3\x02" + b"\x00" * 12, Reason.UNKNOWN_FRAMING),
+        (None, WireErrorKind.EMPTY_VALUE),
+        (b"", WireErrorKind.EMPTY_VALUE),
+        (b"\x00\x00\x01", WireErrorKind.UNKNOWN_FRAMING),
+        (b"\xc3\x01\x00", WireErrorKind.UNKNOWN_FRAMING),
+        (b'{"json": true}', WireErrorKind.UNKNOWN_FRAMING),
+        (b"\xc3\x02" + b"\x00" * 12, WireErrorKind.UNKNOWN_FRAMING),
     ],
 )
-def test_malformed_frames_name_their_reason(value: bytes | None, reason: Reason) -> None:
+def test_malformed_frames_name_their_reason(value: bytes | None, kind: WireErrorKind) -> None:
     with pytest.raises(WireError) as caught:
         parse_frame(value)
-    assert caught.value.reason is reason
+    assert caught.value.kind is kind
 
 
 def test_logical_types_decode_to_their_underlying_values() -> None:
@@ -77,7 +84,7 @@ def test_truncated_and_padded_bodies_are_undecodable(cut: int) -> None:
     for broken in (value[:-cut], value + b"\x00" * cut):
         with pytest.raises(WireError) as caught:
             decode_payload(broken, 10, parsed, "fp")
-        assert caught.value.reason is Reason.UNDECODABLE
+        assert caught.value.kind is WireErrorKind.UNDECODABLE
         assert "hello" not in str(caught.value)
 
 
@@ -85,3 +92,11 @@ def test_error_messages_never_echo_the_bytes() -> None:
     with pytest.raises(WireError) as caught:
         parse_frame(json.dumps({"email": "jane@example.com"}).encode())
     assert "jane" not in str(caught.value)
+
+
+def test_every_wire_error_kind_maps_to_the_dead_letter_reason_of_the_same_name() -> None:
+    from stream_anon.pipeline import WIRE_REASONS
+
+    assert {kind.value: reason.value for kind, reason in WIRE_REASONS.items()} == {
+        kind.value: kind.value for kind in WireErrorKind
+    }

@@ -1,19 +1,38 @@
-"""Dead letters: the fixed list of reasons and the headers that say why a record was not sanitized.
+"""Records and outcomes: what the pipeline takes in and gives out, and the dead-letter reasons and headers.
 
-The dead-letter record keeps the original key and value bytes, so it can be replayed once the cause is
-fixed. Headers never carry record values: messages are written by this code from types and paths only.
+A leaf module (it imports nothing from stream_anon but the version), so every stage can name these types
+without importing another stage. The dead-letter record keeps the original key and value bytes, so it can be
+replayed once the cause is fixed. Headers never carry record values: messages are written by this code from
+types and paths only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from stream_anon import __version__
 
-if TYPE_CHECKING:
-    from stream_anon.pipeline import InputRecord
+
+class InputRecord(NamedTuple):
+    """One consumed message, independent of the Kafka client. (A named tuple: one is built per record,
+    at a quarter of a frozen dataclass's cost.)"""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Sanitized(NamedTuple):
+    """A record ready for the output topic: the encoded sanitized value, and which writer schema it had."""
+
+    source: InputRecord
+    value: bytes
+    schema_ref: str
 
 
 class Reason(StrEnum):
@@ -44,6 +63,7 @@ class Reason(StrEnum):
 
 
 HEADER_PREFIX = "stream-anon."
+"""Every dead-letter header name starts with this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +95,7 @@ class DeadLetter:
         # extras carry their full header names (stream-anon.leak.entity, ...)
         headers.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
         return headers
+
+
+Outcome = Sanitized | DeadLetter
+"""What the pipeline gives for each input record, in order."""
