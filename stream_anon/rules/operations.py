@@ -13,10 +13,7 @@ import binascii
 import hashlib
 import ipaddress
 import math
-import os
-import queue
 import re
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
@@ -25,6 +22,7 @@ from typing import Any, ClassVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+from stream_anon.dp import BoundedValueNoise, NoiseRangeError
 from stream_anon.keys import Keys
 
 Apply = Callable[[Any, Any], Any]
@@ -32,7 +30,6 @@ AvroType = Any
 
 NUMERIC = frozenset({"int", "long", "float", "double"})
 INTEGRAL = frozenset({"int", "long"})
-INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 class RuleError(Exception):
@@ -527,18 +524,18 @@ def _truncate(moment: datetime, unit: str) -> datetime:
 
 @register
 class Noise(Operation):
-    """Differential-privacy noise from OpenDP: Laplace on floats, discrete Laplace on integers.
+    """Differential-privacy noise on one value: the mechanism is ``dp.BoundedValueNoise``.
 
-    The value is clamped to ``bounds`` first, so one record's influence is bounded by their width
-    (the sensitivity); scale = (hi - lo) / epsilon. Noise is drawn in vectors of ``POOL`` samples in one
-    library call and handed out one per value: each sample is an independent draw.
+    The value is clamped to ``bounds`` (the sensitivity is their width), then Laplace noise of scale
+    (hi - lo) / epsilon is added by OpenDP's measurement on the value (floats on a fine grid, integers in
+    64 bits). Bounds and epsilon whose noise the mechanism cannot represent are refused here.
     """
 
     name = "noise"
     accepts = NUMERIC
     params: ClassVar[dict[str, type | tuple[type, ...]]] = {"epsilon": (int, float), "bounds": list}
     required = frozenset({"epsilon", "bounds"})
-    POOL = 4096
+    POOL = BoundedValueNoise.POOL
 
     def check(self) -> None:
         eps = self.spec["epsilon"]
@@ -551,88 +548,22 @@ class Noise(Operation):
             or not bounds[0] < bounds[1]
         ):
             raise RuleError("noise: bounds must be [low, high] with low < high")
-        self.lo, self.hi = bounds
-        self.scale = (self.hi - self.lo) / eps
-        self.integral = self.base in INTEGRAL
+        try:
+            self.mechanism = BoundedValueNoise(bounds[0], bounds[1], float(eps), self.base)
+        except NoiseRangeError as exc:
+            raise RuleError(f"noise: {exc}") from None
+        self.scale = self.mechanism.scale
 
     def build(self) -> Apply:
-        import numpy
-        import opendp.prelude as dp
-
-        dp.enable_features("contrib")
-        if self.integral:
-            measurement = dp.m.make_laplace(
-                dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), float(self.scale)
-            )
-            # a numpy vector crosses into OpenDP in one copy; a list is checked value by value, holding
-            # the GIL for ~2 us a value (a quarter of the sampler's cost)
-            zeros: Any = numpy.zeros(self.POOL, dtype=numpy.int32)
-        else:
-            # a sized domain lets OpenDP sample on a fixed 2^-20 grid: ~2.5x faster than exact discretization
-            measurement = dp.m.make_laplace(
-                dp.vector_domain(dp.atom_domain(T=float, nan=False), size=self.POOL),
-                dp.l1_distance(T=float),
-                float(self.scale),
-                k=-20,
-            )
-            zeros = numpy.zeros(self.POOL, dtype=numpy.float64)
-        source = NoiseSource(lambda: list(measurement(zeros)))
-        lo, hi = self.lo, self.hi
-        type_lo, type_hi = INT_RANGE.get(self.base, (-math.inf, math.inf))
-        integral = self.integral
+        noisy_value = self.mechanism
 
         def noisy(value: Any, ctx: Any) -> Any:
-            if isinstance(value, float) and math.isnan(value):
-                raise ValueRuleError("value is NaN")
-            clamped = min(max(value, lo), hi)
-            out = clamped + source.take()
-            if integral:
-                return int(min(max(round(out), type_lo), type_hi))
-            return float(out)
+            try:
+                return noisy_value(value)
+            except ValueError:
+                raise ValueRuleError("value is NaN") from None
 
         return noisy
-
-
-class NoiseSource:
-    """Noise samples drawn ahead, a vector at a time, by a background thread; each is handed out once.
-
-    OpenDP's sampler costs about 12 us a value even in vectors, and its call releases the GIL (ctypes),
-    so drawing on another thread takes that cost off the record path wherever a core is free. The
-    thread starts on the first ``take`` (compiling a plan starts nothing), and again in a forked child.
-    """
-
-    AHEAD = 2  # vectors kept ready
-
-    def __init__(self, draw: Callable[[], list[Any]]) -> None:
-        self._draw = draw
-        self._current: list[Any] = []
-        self._ready: queue.Queue[list[Any] | BaseException] = queue.Queue(self.AHEAD)
-        self._pid = -1
-
-    def take(self) -> Any:
-        if not self._current:
-            self._current = self._next()
-        return self._current.pop()
-
-    def _next(self) -> list[Any]:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._ready = queue.Queue(self.AHEAD)
-            threading.Thread(target=self._fill, args=(self._ready,), name="noise", daemon=True).start()
-        item = self._ready.get()
-        if isinstance(item, BaseException):
-            self._pid = -1  # the thread has ended: the next take starts another
-            raise RuntimeError("the noise sampler failed") from item
-        return item
-
-    def _fill(self, ready: queue.Queue[list[Any] | BaseException]) -> None:
-        while True:
-            try:
-                vector = self._draw()
-            except BaseException as exc:  # handed to the record path, which fails loudly
-                ready.put(exc)
-                return
-            ready.put(vector)
 
 
 @register

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream_anon.rules.operations import NoiseSource
+from stream_anon.dp import NoiseSource
 
 
 def counting_draw(size: int) -> tuple[Any, list[int]]:
