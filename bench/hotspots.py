@@ -99,7 +99,10 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
     from bench.data import HEADER_BYTES, generate
     from stream_anon.datagen import generate_feedback
     from stream_anon.keys import Keys
-    from stream_anon.rules import compile_plan, operations
+    from stream_anon.ops import REGISTRY
+    from stream_anon.ops.generalize import Generalize
+    from stream_anon.ops.noise import Noise
+    from stream_anon.rules import compile_plan
     from stream_anon.rules.plan import Ctx, RuleFailure
     from stream_anon.schema import strip_logical_types
     from stream_anon.verify import Verifier
@@ -166,11 +169,11 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
     }  # fmt: skip
     calls: dict[str, float] = {}
     for name, (spec, avro, inputs) in ops.items():
-        fn = operations.REGISTRY[spec["op"]](spec, avro, keys).build()
+        fn = REGISTRY[spec["op"]](spec, avro, keys).build()
         calls[name] = best_us(
             lambda fn=fn, inputs=inputs: [fn(v, None) for v in inputs], len(inputs), repeats
         )
-    shift = operations.Generalize(
+    shift = Generalize(
         {"op": "generalize", "method": "date_shift", "subject": "user.user_id", "max_days": 15},
         timestamp,
         keys,
@@ -180,7 +183,7 @@ def micro(records: int, repeats: int) -> dict[str, Any]:
         lambda: [shift(c.record["user"]["signup_date"], c) for c in contexts], records, repeats
     )
     # the sampler's own cost: the record path only takes from the vectors its thread draws ahead
-    noise = operations.Noise({"op": "noise", "epsilon": 1.0, "bounds": [0, 120]}, "double", keys)
+    noise = Noise({"op": "noise", "epsilon": 1.0, "bounds": [0, 120]}, "double", keys)
     import opendp.prelude as dp
 
     dp.enable_features("contrib")

@@ -36,12 +36,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from bench.data import load_values
 from bench.measure import Events, Stopper, Window, rusage
 from stream_anon.config import Settings
+from stream_anon.crypto import HmacSha256
 from stream_anon.health import Health
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import Pipeline
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
-from stream_anon.rules.operations import HmacSha256
 from stream_anon.schemas import SchemaResolver
 from stream_anon.service import WorkerObserver, output_key_function
 from stream_anon.wire import decode_payload, encode, frame_header, parse_frame

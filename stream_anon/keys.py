@@ -17,8 +17,8 @@ The file is JSON, readable by its owner only::
 
 New values are always written with the ``active`` version; older versions stay so that tokens made with
 them can still be verified or reversed (every token names its key and version). Operations never use a
-secret directly: each one derives its own subkey with HKDF-SHA256 (``Keys.derive``), so the same secret
-can serve ``hmac`` and ``tokenize`` without one weakening the other.
+secret directly: each one derives its own subkey with HKDF-SHA256 (``Keys.derive``, caching
+``crypto.derive_key``), so one secret can serve ``hmac`` and ``tokenize`` without one weakening the other.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from stream_anon.crypto import derive_key
 
 FORMAT = "stream-anon-keys/1"
 DEFAULT_KEY = "default"
@@ -187,10 +186,6 @@ class Keys:
     def names(self) -> list[str]:
         return sorted(self._keys)
 
-    @property
-    def is_ephemeral(self) -> bool:
-        return self._ephemeral
-
     def __contains__(self, name: object) -> bool:
         return self._ephemeral or name in self._keys
 
@@ -220,12 +215,11 @@ class Keys:
         return found.secret
 
     def derive(self, name: str, version: int, purpose: str, length: int = 32) -> bytes:
-        """A secret for one purpose (``hmac``, ``tokenize``, ...), derived with HKDF-SHA256."""
+        """A secret for one purpose (``hmac``, ``tokenize``, ...): ``crypto.derive_key``, cached."""
         cache_key = (name, version, purpose, length)
         found = self._derived.get(cache_key)
         if found is None:
-            kdf = HKDF(algorithm=SHA256(), length=length, salt=None, info=f"stream-anon/{purpose}".encode())
-            found = self._derived[cache_key] = kdf.derive(self.secret(name, version))
+            found = self._derived[cache_key] = derive_key(self.secret(name, version), purpose, length)
         return found
 
     # -- changing -----------------------------------------------------------------------------------
@@ -237,12 +231,6 @@ class Keys:
         rotated = dict(self._keys)
         rotated[name] = NamedKey(version, {**key.versions, version: _fresh_version()})
         return Keys(rotated)
-
-    def with_key(self, name: str) -> Keys:
-        """A copy with a new key ``name`` (version 1); refuses a name already present."""
-        if name in self._keys:
-            raise KeysFileError(f"key {name!r} already exists; rotate it instead")
-        return Keys({**self._keys, check_key_name(name): NamedKey(1, {1: _fresh_version()})})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -13,13 +13,13 @@ import structlog
 
 from stream_anon.app import build_pipeline, load_keys
 from stream_anon.config import ConfigError, Settings
+from stream_anon.crypto import pseudonym_function, pseudonym_prefix
 from stream_anon.health import Health, HealthServer
 from stream_anon.keys import KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
-from stream_anon.rules.operations import HmacSha256, b64url
 from stream_anon.worker import Worker, WorkerError
 
 log = structlog.get_logger(__name__)
@@ -96,6 +96,11 @@ class WorkerObserver:
         self.metrics.plan_compiled()
 
 
+OUTPUT_KEY_PURPOSE = "output_key"
+# k2: the HMAC is under a derived subkey; k1 (up to 0.1.0) keyed it with the raw secret.
+OUTPUT_KEY_SCHEME = "k2"
+
+
 def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | None]:
     """The sanitized record's key: a keyed pseudonym of the raw key by default, since keys often hold ids."""
     if settings.output_key == "keep":
@@ -104,21 +109,20 @@ def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | 
         return lambda key: None
     keys = load_keys(settings.keys_file)
     try:
-        version, secret = keys.active("default")
+        version, _ = keys.active("default")
     except KeyError:
         raise ConfigError(
             "output_key: hmac needs a key named 'default' in keys_file; "
             "otherwise set output_key to keep or drop"
         ) from None
-    prefix = f"k1.default.{version}.".encode()
-    mac = HmacSha256(secret).mac
+    # A subkey of its own, as every rule has (docs/configuration.md, output_key).
+    subkey = keys.derive("default", version, OUTPUT_KEY_PURPOSE)
+    pseudonym = pseudonym_function(subkey, pseudonym_prefix("default", version, OUTPUT_KEY_SCHEME))
 
-    def pseudonym(key: bytes | None) -> bytes | None:
-        if key is None:
-            return None
-        return prefix + b64url(mac(key)[:16]).encode()
+    def output_key(key: bytes | None) -> bytes | None:
+        return None if key is None else pseudonym(key).encode()
 
-    return pseudonym
+    return output_key
 
 
 def _shutdown_timed_out(limit_s: float) -> None:

@@ -1,6 +1,7 @@
 """The rule engine: annotations on Avro fields compiled once per writer schema into a ``Plan``."""
 
-from stream_anon.rules.operations import REGISTRY, Operation, RuleError, TokenError, detokenize
+from stream_anon.crypto import TokenError, detokenize
+from stream_anon.ops import REGISTRY, Operation, RuleError
 from stream_anon.rules.plan import (
     FieldRule,
     PiiField,

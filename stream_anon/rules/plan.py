@@ -6,8 +6,10 @@ Each record type becomes one function, generated as straight-line code that call
 (``_record_fn``), and so does ``Plan.pii_values``. The per-record path then runs that code only: no
 schema walking, no rule lookups, no loop over the fields.
 
-``scan`` fields are deferred: the closures leave a ``Deferred`` placeholder, and once the whole batch
-has been transformed the plan runs detection in one batched call per scan configuration.
+Operations come from ``stream_anon.ops`` and are asked only for their capabilities (what types they
+take, whether they pass the value through, remove the field or run per batch), never by name. A batched
+operation's (``scan``) closure leaves a ``Deferred`` placeholder, and once the whole batch has been
+transformed the plan runs each batched field's function once over all its values.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stream_anon.detection import TextScanner, replace_spans
+from stream_anon.detection import TextScanner
 from stream_anon.keys import Keys
-from stream_anon.rules.operations import (
+from stream_anon.ops import (
     REGISTRY,
     Apply,
+    BatchApply,
+    ItemFailure,
+    Operation,
     RuleError,
-    Scan,
     ValueRuleError,
-    hmac_tokens,
+    operation_named,
 )
 from stream_anon.schema import ANNOTATIONS, TAGS, strip_annotations, strip_logical_types
 
@@ -79,13 +83,13 @@ class FieldRule:
 
 
 class Deferred:
-    """A scan field's text, waiting for the batch's detection; knows where to write its result."""
+    """A batched operation's input (a scan field's text), waiting for the batch; knows its result's slot."""
 
-    __slots__ = ("container", "group", "key", "record", "text")
+    __slots__ = ("container", "key", "record", "step", "text")
 
-    def __init__(self, text: str, group: _ScanGroup, record: int) -> None:
+    def __init__(self, text: str, step: _BatchStep, record: int) -> None:
         self.text = text
-        self.group = group
+        self.step = step
         self.record = record
         self.container: Any = None
         self.key: Any = None
@@ -104,11 +108,10 @@ class Ctx:
 
 
 @dataclass(slots=True)
-class _ScanGroup:
-    entities: frozenset[str] | None
-    threshold: float | None
-    replace: str
-    key: str | None
+class _BatchStep:
+    """One field's batched operation: its function over the batch's values, and where it reports failures."""
+
+    apply: BatchApply
     path: str
 
 
@@ -143,7 +146,7 @@ class _Compiler:
         self.pii_getters: list[Getter] = []
         self.generated: set[str] = set()
         self.rules: list[FieldRule] = []
-        self.scan_groups: list[_ScanGroup] = []
+        self.batch_steps: list[_BatchStep] = []
 
     def problem(self, path: str, message: str, code: str = "invalid_rule") -> None:
         self.problems.append(Problem(path, code, message))
@@ -216,7 +219,7 @@ class _Compiler:
             self.pii_getters.append((entity, path, _getter(f["name"], path)))
         if spec is None:
             if self._is_record(ftype, namespace):
-                return self.typed(ftype, path, namespace, None, entity)
+                return self.typed(ftype, path, namespace, None, entity, source)
             self.problem(
                 path,
                 "no anon annotation, record default or tag policy covers this field",
@@ -224,10 +227,10 @@ class _Compiler:
             )
             self.rules.append(FieldRule(path, _type_name(ftype), entity, "(none)", "none", None))
             return None
-        if spec["op"] == "drop":
-            self.rules.append(FieldRule(path, _type_name(ftype), entity, "drop", source, None))
+        if _removes_field(spec):
+            self.rules.append(FieldRule(path, _type_name(ftype), entity, spec["op"], source, None))
             return None
-        return self.typed(ftype, path, namespace, spec, entity)
+        return self.typed(ftype, path, namespace, spec, entity, source)
 
     def rule_for(self, f: dict[str, Any], default: Any) -> tuple[dict[str, Any] | None, str]:
         if "anon" in f:
@@ -251,14 +254,20 @@ class _Compiler:
     # --- types ----------------------------------------------------------------------------------------
 
     def typed(
-        self, avro: Any, path: str, namespace: str | None, spec: dict[str, Any] | None, entity: str | None
+        self,
+        avro: Any,
+        path: str,
+        namespace: str | None,
+        spec: dict[str, Any] | None,
+        entity: str | None,
+        source: str,
     ) -> _Built:
         """How a value of ``avro`` is transformed under ``spec``."""
         resolved = self.resolve(avro, namespace)
         if isinstance(resolved, list):
             non_null = [b for b in resolved if b != "null"]
             if len(non_null) == 1 and len(resolved) == 2:
-                inner = self.typed(non_null[0], path, namespace, spec, entity)
+                inner = self.typed(non_null[0], path, namespace, spec, entity, source)
                 out = inner.out_type
                 out_union = (
                     out
@@ -269,17 +278,9 @@ class _Compiler:
                 )
                 nullable = inner.fn is not None
                 return _Built(inner.apply(), out_union, inner.changed, inner.may_defer, inner.where, nullable)
-            if spec is None or spec["op"] not in ("keep", "redact"):
-                raise RuleError("unions of several non-null types take only keep, drop or redact")
-            if spec["op"] == "keep":
-                self.rules.append(
-                    FieldRule(path, _type_name(avro), entity, "keep", "field", _type_name(avro))
-                )
-                return _Built(None, avro, False, False, path)
-            self.rules.append(FieldRule(path, _type_name(avro), entity, "redact", "field", "null"))
-            return _Built(lambda v, ctx: None, "null", True, False, path)
+            return self.leaf(avro, resolved, path, spec, entity, source)
         if isinstance(resolved, dict) and resolved.get("type") == "array":
-            inner = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity)
+            inner = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity, source)
             derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": inner.out_type}
             fn = inner.apply()
             return _Built(
@@ -290,7 +291,7 @@ class _Compiler:
                 inner.where,
             )
         if isinstance(resolved, dict) and resolved.get("type") == "map":
-            inner = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity)
+            inner = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity, source)
             derived = {
                 **{k: v for k, v in resolved.items() if k not in ANNOTATIONS},
                 "values": inner.out_type,
@@ -306,8 +307,8 @@ class _Compiler:
         if isinstance(resolved, dict) and resolved.get("type") == "record":
             full = self.fullname(resolved, namespace)
             if spec is not None:
-                if spec["op"] == "keep":
-                    self.rules.append(FieldRule(path, full, entity, "keep", "field", full))
+                if operation_named(spec["op"]).passes_through:
+                    self.rules.append(FieldRule(path, full, entity, spec["op"], source, full))
                     return _Built(
                         None,
                         strip_annotations(resolved) if full not in self.derived_named else full,
@@ -322,58 +323,70 @@ class _Compiler:
                 raise RuleError(f"record {full} is used twice; define it once per schema")
             self.derived_named.add(full)
             fn, derived = self.record(resolved, path, namespace)
-            return _Built(_as_apply(fn), derived, False, True, None)
-        # a leaf
+            return _Built(fn, derived, False, True, None)
+        return self.leaf(avro, resolved, path, spec, entity, source)
+
+    def leaf(
+        self,
+        avro: Any,
+        resolved: Any,
+        path: str,
+        spec: dict[str, Any] | None,
+        entity: str | None,
+        source: str,
+    ) -> _Built:
+        """A value the operation takes whole: a primitive, an enum or fixed, or a union of several types."""
         if spec is None:
             raise RuleError("no rule")
-        op_cls = REGISTRY.get(spec["op"])
-        if op_cls is None:
-            raise RuleError(f"unknown operation {spec['op']!r} (known: {', '.join(sorted(REGISTRY))})")
-        if isinstance(resolved, dict) and resolved.get("type") in ("enum", "fixed"):
-            leaf_type = resolved["type"] if spec["op"] not in ("keep",) else resolved
-            if spec["op"] not in ("keep", "redact", "hmac"):
-                raise RuleError(f"{spec['op']} cannot apply to an {resolved['type']}")
-            if spec["op"] == "hmac" and resolved["type"] == "enum":
-                leaf_type = "string"
-            elif spec["op"] == "hmac":
-                leaf_type = "bytes"
-        else:
-            leaf_type = resolved
-        op = op_cls(spec, leaf_type, self.keys)
-        out_type = op.output_type()
-        if out_type == leaf_type and leaf_type is not resolved:
+        op_cls = operation_named(spec["op"])
+        kind = resolved.get("type") if isinstance(resolved, dict) else None
+        value_type = resolved
+        if isinstance(resolved, list):
+            if not op_cls.whole_values:
+                raise RuleError(f"unions of several non-null types take only {_whole_value_operations()}")
+        elif kind in NAMED_VALUE_TYPES:
+            if kind not in op_cls.named_kinds:
+                raise RuleError(f"{spec['op']} cannot apply to an {kind}")
+            value_type = NAMED_VALUE_TYPES[kind]  # what the operation sees: the symbol, or the bytes
+        op = op_cls(spec, value_type, self.keys)
+        out_type = avro if op.passes_through else op.output_type()
+        if out_type == resolved:
             out_type = avro  # keep the named reference
-        if spec["op"] == "keep" or out_type == resolved:
-            out_type = avro
         changed = out_type != avro
-        self.rules.append(
-            FieldRule(path, _type_name(avro), entity, spec["op"], "field", _type_name(out_type))
-        )
+        self.rules.append(FieldRule(path, _type_name(avro), entity, op.name, source, _type_name(out_type)))
         if op.generated:
             self.generated.add(path)  # leaf path in the verifier's notation (tags[], attrs{})
-        if isinstance(op, Scan):
-            return _Built(self._scan(op, path), out_type, False, True, path)
-        if spec["op"] == "keep":
+        if op.batched:
+            return _Built(self._deferred(op, path), out_type, False, True, path)
+        if op.passes_through:
             return _Built(None, out_type, False, False, path)
         return _Built(op.build(), out_type, changed, False, path)
 
-    def _scan(self, op: Scan, path: str) -> Apply:
-        entities = op.spec.get("entities")
-        group = _ScanGroup(
-            frozenset(entities) if entities else None,
-            op.spec.get("threshold"),
-            op.spec.get("replace", "tag"),
-            op.spec.get("key", "default") if op.spec.get("replace") == "hmac" else None,
-            path,
-        )
-        self.scan_groups.append(group)
+    def _deferred(self, op: Operation, path: str) -> Apply:
+        """The record pass of a batched operation: each value is left as a ``Deferred`` for the batch."""
+        step = _BatchStep(op.build_batch(self.scanner), path)
+        self.batch_steps.append(step)
 
         def defer(value: str, ctx: Ctx) -> Deferred:
-            d = Deferred(value, group, ctx.index)
+            d = Deferred(value, step, ctx.index)
             ctx.deferred.append(d)
             return d
 
         return defer
+
+
+# The value a named leaf type holds, as an operation sees it: an enum's symbol, a fixed's bytes.
+NAMED_VALUE_TYPES = {"enum": "string", "fixed": "bytes"}
+
+
+def _removes_field(spec: dict[str, Any]) -> bool:
+    op_cls = REGISTRY.get(spec["op"])
+    return op_cls is not None and op_cls.removes_field
+
+
+def _whole_value_operations() -> str:
+    names = sorted(name for name, cls in REGISTRY.items() if cls.whole_values or cls.removes_field)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _spec(raw: Any) -> dict[str, Any]:
@@ -471,10 +484,6 @@ def _map(inner: Apply, may_defer: bool) -> Apply:
         return out
 
     return apply
-
-
-def _as_apply(fn: Callable[[dict[str, Any], Ctx], dict[str, Any]]) -> Apply:
-    return fn
 
 
 def _record_fn(steps: list[tuple[str, _Built]]) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
@@ -593,11 +602,8 @@ class Plan:
         self.pii_fields = list(compiler.pii)
         self.generated_paths = frozenset(compiler.generated)
         self.field_rules = list(compiler.rules)
-        self.has_scan = bool(compiler.scan_groups)
         self._apply = apply_record
         self._pii_values = _pii_values_fn(compiler.pii_getters)
-        self._scanner = compiler.scanner
-        self._keys = compiler.keys
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The record's raw values of ``"pii"`` fields as text: (entity, path, value)."""
@@ -621,20 +627,19 @@ class Plan:
                     RuleFailure(ctx.path or "?", type(exc).__name__, "record does not match its schema")
                 )
         if deferred:
-            self._run_scans(records, deferred, results)
+            self._run_batches(records, deferred, results)
         return results
 
-    def _run_scans(
+    def _run_batches(
         self,
         records: list[dict[str, Any]],
         deferred: list[Deferred],
         results: list[dict[str, Any] | RuleFailure],
     ) -> None:
-        if self._scanner is None:
-            raise RuntimeError("plan has scan rules but no scanner")
-        by_group: dict[int, list[Deferred]] = defaultdict(list)
+        """Each batched operation once over its values in the batch; a value it fails fails its record."""
+        by_step: dict[int, list[Deferred]] = defaultdict(list)
         for d in deferred:
-            by_group[id(d.group)].append(d)
+            by_step[id(d.step)].append(d)
         known_cache: dict[int, list[tuple[str, str]]] = {}
 
         def known(i: int) -> list[tuple[str, str]]:
@@ -642,57 +647,14 @@ class Plan:
                 known_cache[i] = [(e, v) for e, _, v in self.pii_values(records[i])]
             return known_cache[i]
 
-        for items in by_group.values():
-            group = items[0].group
-            spans = self._detect(items, known, group, results)
-            pseudonym = (
-                self._pseudonym(group.key) if group.replace == "hmac" and group.key is not None else None
-            )
-            for d, found in zip(items, spans, strict=True):
-                if found is not None:
-                    d.container[d.key] = replace_spans(d.text, found, group.replace, pseudonym)  # type: ignore[arg-type]
-
-    def _detect(
-        self,
-        items: list[Deferred],
-        known: Callable[[int], list[tuple[str, str]]],
-        group: _ScanGroup,
-        results: list[dict[str, Any] | RuleFailure],
-    ) -> list[list[Any] | None]:
-        """Detection for a batch; if the detector raises, text by text, failing only its records."""
-        assert self._scanner is not None
-        scanner = self._scanner
-        try:
-            return list(
-                scanner.detect_batch(
-                    [d.text for d in items],
-                    [known(d.record) for d in items],
-                    entities=group.entities,
-                    threshold=group.threshold,
-                )
-            )
-        except Exception:  # a detector bug must cost one record, not crash the worker on every retry
-            pass
-        found: list[list[Any] | None] = []
-        for d in items:
-            try:
-                found.append(
-                    scanner.detect_batch(
-                        [d.text], [known(d.record)], entities=group.entities, threshold=group.threshold
-                    )[0]
-                )
-            except Exception as exc:
-                results[d.record] = RuleFailure(group.path, type(exc).__name__, "free-text detection failed")
-                found.append(None)
-        return found
-
-    def _pseudonym(self, key_name: str) -> Callable[[str, str], str]:
-        token = hmac_tokens(self._keys, key_name)
-
-        def pseudonym(entity: str, text: str) -> str:
-            return f"<{entity}:{token(text.strip().lower())}>"
-
-        return pseudonym
+        for items in by_step.values():
+            step = items[0].step
+            outs = step.apply([d.text for d in items], [known(d.record) for d in items])
+            for d, out in zip(items, outs, strict=True):
+                if isinstance(out, ItemFailure):
+                    results[d.record] = RuleFailure(step.path, out.error_class, out.message)
+                else:
+                    d.container[d.key] = out
 
 
 def compile_plan(
@@ -712,6 +674,6 @@ def compile_plan(
         raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
     if compiler.problems:
         raise SchemaRulesError(compiler.problems)
-    if compiler.scan_groups and scanner is None:
+    if compiler.batch_steps and scanner is None:
         raise SchemaRulesError([Problem("", "invalid_rule", "scan rules need a scanner")])
     return Plan(writer_schema, derived, apply_record, compiler)

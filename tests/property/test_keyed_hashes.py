@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream_anon.config import Settings
+from stream_anon.crypto import HmacSha256, b64url, pseudonym_function, pseudonym_prefix
 from stream_anon.keys import Keys
 from stream_anon.rules import compile_plan
-from stream_anon.rules.operations import HmacSha256, b64url, hmac_tokens
 from stream_anon.service import output_key_function
 
 
@@ -57,14 +57,17 @@ def test_hmac_pseudonyms_are_the_documented_construction() -> None:
     [out] = compile_plan(schema, keys).apply_batch([{"email": "Anna@Example.org"}])
     expected = base64.urlsafe_b64encode(hmac.digest(secret, b"anna@example.org", "sha256")[:16])
     assert out == {"email": f"hm1.default.{version}.{expected.rstrip(b'=').decode()}"}
-    assert hmac_tokens(keys, "default")("anna@example.org") == out["email"]
+    scan_pseudonym = pseudonym_function(secret, pseudonym_prefix("default", version))
+    assert scan_pseudonym(b"anna@example.org") == out["email"]
 
 
 def test_output_keys_are_the_documented_construction(tmp_path: Path) -> None:
     keys = Keys.generate()
     keys.save(tmp_path / "keys.json")
-    version, secret = keys.active("default")
+    version, _ = keys.active("default")
+    # keyed like every rule: an HKDF subkey of its own, never the raw secret
+    subkey = keys.derive("default", version, "output_key")
     pseudonym = output_key_function(Settings(keys_file=tmp_path / "keys.json", output_key="hmac"))
-    expected = base64.urlsafe_b64encode(hmac.digest(secret, b"user-42", "sha256")[:16]).rstrip(b"=")
-    assert pseudonym(b"user-42") == f"k1.default.{version}.".encode() + expected
+    expected = base64.urlsafe_b64encode(hmac.digest(subkey, b"user-42", "sha256")[:16]).rstrip(b"=")
+    assert pseudonym(b"user-42") == f"k2.default.{version}.".encode() + expected
     assert pseudonym(None) is None
