@@ -97,13 +97,11 @@ class Run:
         out: Path,
         seed: int,
         profile: bool = False,
-        patches: list[str] | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
         self.overrides = overrides or {}
         self.size = size
         self.profile = profile
-        self.patches = patches or []
         self.bootstrap = bootstrap
         self.out = out
         self.seed = seed
@@ -153,7 +151,6 @@ class Run:
         return {
             "data_file": str(self.data_file),
             "warm_up": self.size.warm_up,
-            "patches": self.patches,
             # the entities stream-anon's scan looks for by default: the peer is asked for the same ones
             "naive_entities": sorted(ScanSettings().entities),
             "settings": {
@@ -535,10 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         help="default: bench/results (a complete full run), bench/results/smoke, or bench/results/partial "
-        "(a run with --only, --records, --cap, --latency-seconds, --profile or --patch)",
-    )
-    parser.add_argument(
-        "--patch", help="comma-separated candidate speed-ups (bench/patches.py) for the cases"
+        "(a run with --only, --records, --cap, --latency-seconds, --profile or --set)",
     )
     parser.add_argument(
         "--set",
@@ -565,9 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
     }
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
-    partial = bool(
-        args.only or args.profile or args.patch or args.set or any(v is not None for v in overrides.values())
-    )
+    partial = bool(args.only or args.profile or args.set or any(v is not None for v in overrides.values()))
     settings_overrides: dict[str, Any] = {}
     for item in args.set:
         key, _, text = item.partition("=")
@@ -580,7 +572,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out = (
             results_dir / "smoke" if args.smoke else results_dir / "partial" if partial else results_dir
         )
-    patch_names = [p for p in (args.patch or "").split(",") if p]
     bootstrap = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     if not broker_answers(bootstrap):
         say(
@@ -591,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5", "6", "7", "8"}
     started = datetime.now(UTC)
     load_start = machine.load_average()
-    run = Run(size, bootstrap, args.out, args.seed, args.profile, patch_names, settings_overrides)
+    run = Run(size, bootstrap, args.out, args.seed, args.profile, settings_overrides)
     say(f"{size.name} run {run.id} against {bootstrap}; work files in {run.workdir}")
     try:
         run.prepare()
@@ -628,7 +619,6 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": BATCH_SIZE,
             "delivery": "exactly_once",
             "bootstrap": bootstrap,
-            "patches": patch_names,
             "overrides": settings_overrides,
             "only": sorted(only),
         },

@@ -1,10 +1,8 @@
-"""The pipeline alone (no Kafka), with and without candidate speed-ups, A/B in alternating processes.
+"""The pipeline alone (no Kafka), each round in a fresh process.
 
-    .venv/bin/python -m bench.hotspots [--schema structured|full] [--records N] [--rounds R]
-                                       [--variant NAME=PATCH+PATCH ...]
+    .venv/bin/python -m bench.hotspots [--schema structured|full] [--records N] [--rounds R] [--micro]
 
-Each round runs every variant once, each in a fresh process, in turn, so that a noisy neighbour hurts
-all variants alike; the report is the median per variant of microseconds per record, per stage
+The report is the median over the rounds of microseconds per record, per stage
 (``Pipeline.stage_seconds``), in CPU time: on a shared machine wall time says more about the neighbours
 than about the change. The first batch (plan compile, model load) is not counted.
 """
@@ -26,13 +24,9 @@ from bench.data import RAW_SCHEMA, STRUCTURED_SCHEMA
 BATCH = 500
 
 
-def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
+def child(schema: str, records: int) -> dict[str, Any]:
     import shutil
     import tempfile
-
-    from bench import patches
-
-    patches.apply(patch_names)
 
     from bench.data import generate
     from stream_anon.app import build_pipeline
@@ -42,18 +36,14 @@ def child(schema: str, records: int, patch_names: list[str]) -> dict[str, Any]:
     from stream_anon.records import InputRecord, Sanitized
 
     configure_logging("json", "warning")
-    # CPU time, not wall time: on a shared machine it is what a change saves, and it is far less noisy
-    import types
-
-    import stream_anon.pipeline
-
-    setattr(stream_anon.pipeline, "time", types.SimpleNamespace(perf_counter=time.process_time))  # noqa: B010
     work = Path(tempfile.mkdtemp(prefix="bench-hotspots-"))
     try:
         (work / "schemas").mkdir()
         shutil.copy(STRUCTURED_SCHEMA if schema == "structured" else RAW_SCHEMA, work / "schemas" / "f.avsc")
         Keys.generate().save(work / "keys.json")
         pipeline = build_pipeline(Settings(schemas_dir=work / "schemas", keys_file=work / "keys.json"))
+        # CPU time, not wall time: on a shared machine it is what a change saves, and it is far less noisy
+        pipeline.timer = time.process_time
         data = generate(records + BATCH, seed=7)
         batch = [
             InputRecord("t", 0, i, 0, k, v)
@@ -236,21 +226,14 @@ def main() -> None:
     parser.add_argument("--schema", choices=("structured", "full"), default="structured")
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help="NAME=PATCH+PATCH (see bench/patches.py); 'baseline' (no patch) is always run",
-    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
-        "--micro", action="store_true", help="each patch on the rule engine and verifier alone"
+        "--micro", action="store_true", help="the rule engine's stages and operations, call for call"
     )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child is not None:
-        names = [n for n in args.child.split("+") if n]
-        print(json.dumps(child(args.schema, args.records, names)))
+    if args.child:
+        print(json.dumps(child(args.schema, args.records)))
         return
     if args.micro:
         text = json.dumps(micro(args.records, max(args.rounds, 5)), indent=2)
@@ -258,35 +241,26 @@ def main() -> None:
             args.out.write_text(text + "\n", encoding="utf-8")
         print(text)
         return
-    variants = {"baseline": ""}
-    for spec in args.variant:
-        name, _, patch = spec.partition("=")
-        variants[name] = patch or name
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    results: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
-        for name, patch in variants.items():
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.hotspots", "--schema", args.schema, "--records",
-                 str(args.records), "--child", patch],
-                cwd=REPO, capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            runs[name].append(result)
-            print(
-                f"round {round_ + 1} {name}: {result['cpu_us_per_record']:.1f} CPU us/record", file=sys.stderr
-            )
-    summary: dict[str, Any] = {"schema": args.schema, "records": args.records, "rounds": args.rounds}
-    base = statistics.median(r["cpu_us_per_record"] for r in runs["baseline"])
-    for name, results in runs.items():
-        us = statistics.median(r["cpu_us_per_record"] for r in results)
-        stages = {k: statistics.median(r["stages_us"][k] for r in results) for k in results[0]["stages_us"]}
-        summary[name] = {
-            "patches": variants[name],
-            "cpu_us_per_record": us,
-            "vs_baseline": us / base,
-            "stages_cpu_us": stages,
-            "all_cpu_us": [r["cpu_us_per_record"] for r in results],
-        }
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.hotspots", "--schema", args.schema, "--records",
+             str(args.records), "--child"],
+            cwd=REPO, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(f"round {round_ + 1}: {result['cpu_us_per_record']:.1f} CPU us/record", file=sys.stderr)
+    summary: dict[str, Any] = {
+        "schema": args.schema,
+        "records": args.records,
+        "rounds": args.rounds,
+        "cpu_us_per_record": statistics.median(r["cpu_us_per_record"] for r in results),
+        "stages_cpu_us": {
+            k: statistics.median(r["stages_us"][k] for r in results) for k in results[0]["stages_us"]
+        },
+        "all_cpu_us": [r["cpu_us_per_record"] for r in results],
+    }
     text = json.dumps(summary, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -259,10 +259,6 @@ def main() -> None:
     args = parser.parse_args()
     events = Events(io.TextIOWrapper(open(args.events_fd, "wb", closefd=True), encoding="utf-8"))  # noqa: SIM115
     spec = json.loads(args.spec.read_text(encoding="utf-8"))
-    if spec.get("patches"):
-        from bench import patches
-
-        patches.apply(spec["patches"])  # before anything is compiled
     configure_logging("json", "info")
     started = time.perf_counter()
     case_ref: list[Case | None] = [None]

@@ -198,15 +198,6 @@ def markdown(results: dict[str, Any]) -> str:
             if results["settings"].get("overrides")
             else []
         ),
-        *(
-            [
-                f"**Candidate speed-ups applied by monkeypatching (bench/patches.py): "
-                f"{', '.join(results['settings']['patches'])}.**",
-                "",
-            ]
-            if results["settings"].get("patches")
-            else []
-        ),
         "| # | case | records | records/s | MB/s | p50 ms | p99 ms | offered rec/s | peak RSS MB "
         "| CPU s / 1k rec | CPU share | recall |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

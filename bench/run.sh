@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   if [ -x scripts/setup.sh ]; then scripts/setup.sh; else echo "bench: .venv is missing" >&2; exit 2; fi
 fi
+# the naive peer's dependencies are the extra [bench], not the product's
+if ! .venv/bin/python -c 'import presidio_anonymizer' 2>/dev/null; then
+  echo "bench: installing the extra [bench] (pip install -e '.[bench]')" >&2
+  .venv/bin/python -m pip install --quiet --progress-bar off -e '.[bench]'
+fi
 bootstrap="${STREAM_ANON_BOOTSTRAP_SERVERS:-}"
 if [ -z "$bootstrap" ]; then
   if [ -x scripts/kafka.sh ]; then bootstrap="$(scripts/kafka.sh bootstrap)"; else bootstrap="127.0.0.1:9092"; fi

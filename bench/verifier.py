@@ -1,6 +1,6 @@
 """Cost of the in-line verifier per record, on generated feedback-like records.
 
-    .venv/bin/python scripts/bench_verify.py [--records 20000]
+    .venv/bin/python -m bench.verifier [--records 20000]
 
 Prints microseconds per record for clean records (the common case) and for records with a leak.
 """
