@@ -39,6 +39,10 @@ from stream_anon.worker import WorkerError, check_topics
 log = structlog.get_logger(__name__)
 
 
+# Metadata of the committed offsets: this prefix and the number of windows the ledger had charged.
+LEDGER_MARK = "stream-anon-ledger-windows:"
+
+
 class PublishFailed(WorkerError):
     """A release could not be published (transaction aborted, fenced by a newer instance)."""
 
@@ -88,7 +92,12 @@ class AggregateJob:
         self._reader = reader if reader is not None else open_reader(settings, self._resolver)
         self._mechanisms = Mechanisms(aggregate)
         self._releaser = Releaser(aggregate, self._mechanisms, ledger, self.metrics)
-        self.core = WindowedAggregation(aggregate, self.metrics, ledger.is_published)
+        self.core = WindowedAggregation(
+            aggregate,
+            self.metrics,
+            ledger.is_published,
+            ledger.admitter(self._mechanisms.window_spend.epsilon),
+        )
         self._stop = threading.Event()
         self._timeout = settings.shutdown_timeout_s
 
@@ -232,7 +241,10 @@ class AggregateJob:
             if failures:
                 codes = ", ".join(sorted({f.name() for f in failures}))
                 raise WorkerError(f"{len(failures)} aggregate write(s) failed: {codes}")
-            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            # The offsets carry how many windows the ledger has charged: a ledger lost or restored from
+            # an older copy is then detected at start even when nothing reached the aggregates topic.
+            mark = f"{LEDGER_MARK}{self._ledger.charged_windows}"
+            tps = [TopicPartition(t, p, o, mark) for (t, p), o in offsets.items()]
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), self._timeout)
             _retrying(lambda: producer.commit_transaction(self._timeout), "commit_transaction")
         except (KafkaException, WorkerError, SystemError) as exc:
@@ -261,13 +273,29 @@ class AggregateJob:
             log.warning("abort_failed", code=exc.args[0].name())
 
     def _check_ledger_matches_topic(self) -> None:
-        """An empty ledger next to a non-empty aggregates topic means the ledger was lost: starting afresh
-        would spend every window's budget a second time."""
-        if not self._ledger.empty:
-            return
-        topic = self._s.aggregates_topic
-        consumer = Consumer({"group.id": f"{self._s.group_id}-check", **self._settings.librdkafka()})
+        """A ledger behind what was published means it was lost or restored from an older copy: starting
+        with it would spend the budget of every window it forgot a second time. Two witnesses: the
+        aggregates topic (an empty ledger next to published aggregates), and the committed offsets,
+        which record how many windows the ledger had charged (covering windows whose cohorts were all
+        suppressed, and a topic whose records expired)."""
+        source, topic = self._s.source_topic, self._s.aggregates_topic
+        consumer = Consumer({"group.id": self._s.group_id, **self._settings.librdkafka()})
         try:
+            metadata = consumer.list_topics(source, timeout=30)
+            partitions = [TopicPartition(source, p) for p in metadata.topics[source].partitions]
+            recorded = 0
+            for tp in consumer.committed(partitions, timeout=30):
+                mark = tp.metadata or ""
+                if mark.startswith(LEDGER_MARK) and mark[len(LEDGER_MARK) :].isdigit():
+                    recorded = max(recorded, int(mark[len(LEDGER_MARK) :]))
+            if recorded > self._ledger.charged_windows:
+                raise WorkerError(
+                    f"the ledger {self._ledger.path} holds {self._ledger.charged_windows} charged window(s) "
+                    f"but the job's committed offsets record {recorded}: the ledger was lost or restored "
+                    "from an older copy. Restore it, or publish to a new aggregates topic with a new group_id"
+                )
+            if not self._ledger.empty:
+                return
             metadata = consumer.list_topics(topic, timeout=30)
             for p in metadata.topics[topic].partitions:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)

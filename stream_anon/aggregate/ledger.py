@@ -3,21 +3,28 @@
 Two entries per window:
 
 * ``charge`` (written and fsynced *before* anything is produced): the window, its epsilon and delta, the
-  user groups (cohorts) charged, and the noisy release itself. A window is charged at most once; if its
-  publication fails, the retry publishes the stored release again, so noise is never drawn twice.
+  persons whose records it used (keyed 64-bit hashes of their user ids), and the noisy release itself. A
+  window is charged at most once; if its publication fails, the retry publishes the stored release
+  again, so noise is never drawn twice.
 * ``published``: the Kafka transaction holding the release committed.
 
-The ledger refuses a charge that would take a window past ``per_window`` (epsilon or delta) or a user
-group past its lifetime ``per_user_group``. One process holds the file at a time (an exclusive lock), and
-the file is created readable by its owner only: it names every cohort seen, suppressed ones included.
+Budgets are per person, never per cohort: every window's release costs its epsilon to each person whose
+records it used, and a person whose lifetime budget cannot take another window is left out of later
+windows (``admit``). That decision depends on the person's own past records only, so whether anything
+is published never depends on who else was present (issue 21: a per-cohort budget spent by a target's
+suppressed records changed whether the cohort was published later). The ledger refuses a charge that
+would take a window past ``per_window`` (epsilon or delta) or a person past ``lifetime``. One process
+holds the file at a time (an exclusive lock), and the file is created readable by its owner only: it
+names every cohort seen, suppressed ones included.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,13 +55,25 @@ class WindowEntry:
 class Limits:
     per_window: float
     per_window_delta: float
-    per_user_group: float | None
+    lifetime: float  # most epsilon charged to one person over all windows
 
 
 @dataclass(slots=True)
 class _State:
     windows: dict[int, WindowEntry] = field(default_factory=dict)
-    groups: dict[str, float] = field(default_factory=dict)
+    persons: dict[int, float] = field(default_factory=dict)  # epsilon charged, by person key
+
+
+def pack_persons(persons: Sequence[int]) -> str:
+    """Person keys (64-bit) as one base64 string: 8 bytes each, a ledger line stays compact."""
+    return base64.b64encode(b"".join(p.to_bytes(8, "big") for p in persons)).decode()
+
+
+def unpack_persons(text: str) -> list[int]:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 8:
+        raise ValueError("person keys are 8 bytes each")
+    return [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
 
 
 class Ledger:
@@ -64,6 +83,8 @@ class Ledger:
         self.path = path
         self.limits = limits
         self._state = _State()
+        # Windows closed but not yet charged: the epsilon and persons their admission set aside.
+        self._reserved: dict[int, tuple[float, frozenset[int]]] = {}
         self._file: IO[str] | None = None
 
     def open(self) -> Ledger:
@@ -110,15 +131,39 @@ class Ledger:
         entry = self._state.windows.get(start_ms)
         return entry is not None and entry.published
 
-    def group_spent(self, group: str) -> float:
-        return self._state.groups.get(group, 0.0)
+    @property
+    def charged_windows(self) -> int:
+        return len(self._state.windows)
 
-    def affordable(self, groups: Iterable[str], epsilon: float) -> list[str]:
-        """The groups that can still take ``epsilon`` under their lifetime budget."""
-        cap = self.limits.per_user_group
-        if cap is None:
-            return list(groups)
-        return [g for g in groups if self._state.groups.get(g, 0.0) + epsilon <= cap + _TOLERANCE]
+    def person_spent(self, person: int) -> float:
+        """Epsilon charged to one person (a key from ``windows.person_key``) over all charged windows."""
+        return self._state.persons.get(person, 0.0)
+
+    def admitter(self, epsilon: float) -> Callable[[int, list[int]], list[int]]:
+        """``admit`` for windows that each spend ``epsilon``: what the windowing core asks at close."""
+        return lambda start_ms, persons: self.admit(start_ms, epsilon, persons)
+
+    def admit(self, start_ms: int, epsilon: float, persons: Iterable[int]) -> list[int]:
+        """The persons whose lifetime budget still takes ``epsilon`` for this window, set aside for it.
+
+        Asked once per window as it closes; the answer for a person depends on that person's past
+        windows only. A window already charged (replayed after a restart) admits everyone: its release
+        comes from the ledger, not from these figures.
+        """
+        if start_ms in self._state.windows:
+            return list(persons)
+        if start_ms in self._reserved:
+            return sorted(self._reserved[start_ms][1])
+        cap = self.limits.lifetime + _TOLERANCE
+        spent = self._state.persons
+        others = list(self._reserved.values())
+        admitted = [
+            p
+            for p in persons
+            if spent.get(p, 0.0) + sum(eps for eps, held in others if p in held) + epsilon <= cap
+        ]
+        self._reserved[start_ms] = (epsilon, frozenset(admitted))
+        return admitted
 
     def charge(
         self,
@@ -126,7 +171,7 @@ class Ledger:
         end_ms: int,
         epsilon: float,
         delta: float,
-        groups: list[str],
+        persons: Sequence[int],
         release: list[dict[str, Any]],
     ) -> None:
         """Record a window's spend and release durably, or raise ``BudgetExceeded`` and write nothing."""
@@ -143,10 +188,11 @@ class Ledger:
             raise BudgetExceeded(
                 f"delta {delta:.3g} exceeds per_window_delta {self.limits.per_window_delta:g}"
             )
-        over = len(groups) - len(self.affordable(groups, epsilon))
+        cap = self.limits.lifetime + _TOLERANCE
+        over = sum(1 for p in persons if self._state.persons.get(p, 0.0) + epsilon > cap)
         if over:
             raise BudgetExceeded(
-                f"{over} user group(s) would exceed per_user_group {self.limits.per_user_group:g}"
+                f"{over} person(s) would exceed the lifetime budget {self.limits.lifetime:g}"
             )
         self._append(
             {
@@ -155,11 +201,11 @@ class Ledger:
                 "window_end": end_ms,
                 "epsilon": epsilon,
                 "delta": delta,
-                "groups": groups,
+                "persons": pack_persons(persons),
                 "release": release,
             }
         )
-        self._apply_charge(start_ms, end_ms, epsilon, delta, groups, release)
+        self._apply_charge(start_ms, end_ms, epsilon, delta, persons, release)
 
     def mark_published(self, start_ms: int) -> None:
         entry = self._state.windows.get(start_ms)
@@ -182,12 +228,14 @@ class Ledger:
         end_ms: int,
         epsilon: float,
         delta: float,
-        groups: list[str],
+        persons: Sequence[int],
         release: list[dict[str, Any]],
     ) -> None:
         self._state.windows[start_ms] = WindowEntry(start_ms, end_ms, epsilon, delta, release)
-        for group in groups:
-            self._state.groups[group] = self._state.groups.get(group, 0.0) + epsilon
+        self._reserved.pop(start_ms, None)
+        spent = self._state.persons
+        for person in persons:
+            spent[person] = spent.get(person, 0.0) + epsilon
 
     def _load(self, handle: IO[str]) -> None:
         handle.seek(0)
@@ -198,13 +246,19 @@ class Ledger:
         for number, line in enumerate(complete, start=1):
             try:
                 entry = json.loads(line)
+                if entry["type"] == "charge" and "groups" in entry and "persons" not in entry:
+                    raise LedgerError(
+                        f"the ledger {self.path} was written before budgets were kept per person (line "
+                        f"{number}): it does not say whose records its windows used. Start a new ledger "
+                        "with a new aggregates topic"
+                    )
                 if entry["type"] == "charge":
                     self._apply_charge(
                         int(entry["window_start"]),
                         int(entry["window_end"]),
                         float(entry["epsilon"]),
                         float(entry["delta"]),
-                        [str(g) for g in entry["groups"]],
+                        unpack_persons(str(entry["persons"])),
                         list(entry["release"]),
                     )
                 elif entry["type"] == "published":

@@ -50,7 +50,12 @@ class AggregateMetrics:
         )
         self.refusals = Counter(
             "stream_anon_aggregate_budget_refusals",
-            "Releases (or user groups within one) the ledger refused for lack of budget.",
+            "Window releases the ledger refused (a window's epsilon or delta above its budget).",
+            registry=r,
+        )
+        self.out_of_budget = Counter(
+            "stream_anon_aggregate_persons_out_of_budget",
+            "Persons left out of a window because their lifetime budget was spent (once per window).",
             registry=r,
         )
         self.epsilon = Counter(

@@ -1,9 +1,13 @@
 """From a closed window's exact figures to the published aggregate records: budget, noise, suppression.
 
-Order of a release: pick the cohorts (all configured ones, or those seen), drop those whose user group
-has no lifetime budget left, draw the noisy counts (cohorts under ``suppress_below`` are dropped here),
-draw distinct users and sums for the cohorts that remain, post-process (clamp, derive means), charge
-the ledger with the release itself, and only then hand the records out for publishing.
+Order of a release: pick the cohorts (all configured ones, or those seen), draw the noisy counts
+(cohorts under ``suppress_below`` are dropped here, on the noisy count), draw distinct users and sums for
+the cohorts that remain, post-process (clamp, derive means), charge the ledger with the release itself
+and the persons whose records it used, and only then hand the records out for publishing.
+
+Nothing here decides on exact figures: which cohorts appear depends on the noisy counts only, and the
+budget is per person (the core left out those whose lifetime budget was spent), so no cohort is ever
+dropped for lack of budget.
 """
 
 from __future__ import annotations
@@ -53,23 +57,17 @@ class Releaser:
         if prior is not None:
             # Charged before a crash or a failed transaction: publish the same noisy values again.
             return Release(prior.start_ms, prior.end_ms, prior.release, replayed=True)
+        if window.records_kept and not window.persons:
+            raise ValueError("the window was closed without lifetime admission (WindowedAggregation admit)")
         spend = self._mechanisms.window_spend
         candidates = self._universe if self._universe is not None else sorted(window.cohorts, key=cohort_key)
         by_key = {cohort_key(c): c for c in candidates}
-        affordable = self._ledger.affordable(by_key, spend.epsilon)
-        if len(affordable) < len(by_key):
-            self._metrics.refusals.inc(len(by_key) - len(affordable))
-            log.warning(
-                "user_group_budget_exhausted",
-                window_start=window.start_ms,
-                groups=len(by_key) - len(affordable),
-            )
         empty = CohortStats(0, 0, tuple(0.0 for _ in self._numeric))
-        exact = {key: window.cohorts.get(by_key[key], empty) for key in affordable}
+        exact = {key: window.cohorts.get(cohort, empty) for key, cohort in by_key.items()}
         records = self._noisy_records(window, exact, by_key)
         try:
             self._ledger.charge(
-                window.start_ms, window.end_ms, spend.epsilon, spend.delta, affordable, records
+                window.start_ms, window.end_ms, spend.epsilon, spend.delta, window.persons, records
             )
         except BudgetExceeded as exc:
             self._metrics.refusals.inc()

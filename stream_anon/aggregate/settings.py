@@ -81,8 +81,19 @@ class Budget(BaseModel):
     # Sum of every figure's epsilon (and delta) released for one window.
     per_window: float = Field(gt=0)
     per_window_delta: float = Field(1e-6, ge=0, lt=1)
-    # Lifetime epsilon charged to one user group (cohort) over all windows; None = no lifetime cap.
-    per_user_group: float | None = Field(None, gt=0)
+    # Most epsilon charged to one person over all windows of this job (its ledger): a person's records
+    # count in at most lifetime / per-window epsilon windows; later ones are left out.
+    lifetime: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "per_user_group" in value:
+            raise ValueError(
+                "per_user_group was replaced by lifetime (epsilon per person over all windows): a "
+                "per-cohort budget let a cohort's publication reveal who had been in it"
+            )
+        return value
 
 
 class AggregateSettings(BaseModel):
@@ -137,8 +148,11 @@ class AggregateSettings(BaseModel):
                 f"the figures of one window spend epsilon {self.window_epsilon:g}, "
                 f"more than budget.per_window {self.budget.per_window:g}"
             )
-        if self.budget.per_user_group is not None and self.window_epsilon > self.budget.per_user_group:
-            raise ValueError("budget.per_user_group is below the epsilon of a single window")
+        if self.window_epsilon > self.budget.lifetime:
+            raise ValueError(
+                f"budget.lifetime {self.budget.lifetime:g} is below the epsilon of a single window "
+                f"({self.window_epsilon:g}): no one could contribute to any window"
+            )
         return self
 
     @property
@@ -147,6 +161,11 @@ class AggregateSettings(BaseModel):
         return (
             self.epsilon.count + self.epsilon.distinct_users + sum(f.epsilon for f in self.numeric.values())
         )
+
+    @property
+    def windows_per_person(self) -> int:
+        """How many windows one person's records can count in before the lifetime budget is spent."""
+        return int(self.budget.lifetime / self.window_epsilon + 1e-9)
 
     @property
     def effective_transactional_id(self) -> str:

@@ -13,6 +13,10 @@ Contribution bounding keeps at most ``k`` records per user per window by reservo
 sample of the user's records, whatever their number. The choice for one user depends only on that
 user's own records and a seed (a keyed hash, not a shared random stream), so it is reproducible and
 one user's flood cannot change which records of another user are kept.
+
+Lifetime bounding: when a window closes, ``admit`` (the ledger's) says which persons' lifetime budget
+still takes the window; the records of the others are left out of it. Persons are keyed 64-bit hashes
+of their user ids, so the ledger never stores the ids themselves.
 """
 
 from __future__ import annotations
@@ -98,6 +102,12 @@ class ClosedWindow:
     cohorts: dict[Cohort, CohortStats]
     records_seen: int
     records_kept: int
+    persons: tuple[int, ...] = ()  # keys of the persons whose records the figures use
+    persons_out_of_budget: int = 0  # persons left out: their lifetime budget was spent
+
+
+# Asked as each window closes: which of these persons may still contribute to it (the ledger's admit).
+Admit = Callable[[int, list[int]], list[int]]
 
 
 @dataclass(slots=True)
@@ -116,10 +126,12 @@ class WindowedAggregation:
         settings: AggregateSettings,
         metrics: AggregateMetrics | None = None,
         is_published: Callable[[int], bool] = lambda _start: False,
+        admit: Admit | None = None,
     ) -> None:
         self._s = settings
         self._metrics = metrics if metrics is not None else AggregateMetrics()
         self._is_published = is_published
+        self._admit = admit
         self._k = settings.max_records_per_user
         self._user = _accessor(settings.user_field)
         self._group_by = [_accessor(path) for path in settings.group_by]
@@ -273,12 +285,27 @@ class WindowedAggregation:
         ).digest()
         return int.from_bytes(digest, "big") % n
 
+    def person_key(self, user: str) -> int:
+        """A person's key in the ledger: a keyed 64-bit hash of the user id (the id is not stored)."""
+        digest = hashlib.blake2b(user.encode(), digest_size=8, key=self._seed, person=b"stream-anon-prs")
+        return int.from_bytes(digest.digest(), "big")
+
     def _close(self, window: _OpenWindow) -> ClosedWindow:
         records: dict[Cohort, int] = {}
         users: dict[Cohort, int] = {}
         sums: dict[Cohort, list[float]] = {}
         kept = 0
-        for reservoir in window.users.values():
+        reservoirs = list(window.users.values())
+        persons: list[int] = []
+        out_of_budget = 0
+        if self._admit is not None:
+            keys = {self.person_key(user): reservoir for user, reservoir in window.users.items()}
+            persons = sorted(self._admit(window.start_ms, sorted(keys)))
+            out_of_budget = len(keys) - len(persons)
+            reservoirs = [keys[p] for p in persons]
+            if out_of_budget:
+                self._metrics.out_of_budget.inc(out_of_budget)
+        for reservoir in reservoirs:
             for cohort in {cohort for cohort, _ in reservoir.kept}:
                 users[cohort] = users.get(cohort, 0) + 1
             for cohort, values in reservoir.kept:
@@ -291,7 +318,13 @@ class WindowedAggregation:
             cohort: CohortStats(records[cohort], users[cohort], tuple(sums[cohort])) for cohort in records
         }
         return ClosedWindow(
-            window.start_ms, window.start_ms + self._s.window_ms, cohorts, window.records_seen, kept
+            window.start_ms,
+            window.start_ms + self._s.window_ms,
+            cohorts,
+            window.records_seen,
+            kept,
+            tuple(persons),
+            out_of_budget,
         )
 
     def skip(self, reason: SkipReason, position: Position | None = None, offset: int = -1) -> Added:

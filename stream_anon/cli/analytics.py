@@ -78,7 +78,7 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     metrics = AggregateMetrics()
     health = Health(stall_timeout_s=settings.stall_timeout_s)
     server = HealthServer(health, metrics.registry, port=agg.metrics_port) if agg.metrics_port else None
-    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.per_user_group)
+    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.lifetime)
     try:
         if server is not None:
             server.start()

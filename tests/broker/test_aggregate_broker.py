@@ -74,7 +74,7 @@ def setup(broker: str, tmp_path: Path) -> Any:
                     "epsilon": {"count": 1.0, "distinct_users": 0.5},
                     "numeric": {"rating": {"min": 1, "max": 5, "epsilon": 1.0}},
                     "suppress_below": 40,
-                    "budget": {"per_window": 3.0, "per_user_group": 30},
+                    "budget": {"per_window": 3.0, "lifetime": 30},
                     "ledger": "ledger.jsonl",
                     "metrics_port": 0,
                     "poll_timeout_s": 0.2,
@@ -126,7 +126,7 @@ def test_windows_are_published_once_noisy_bounded_and_suppressed(setup: Any) -> 
 
     settings = load_settings(config)
     agg = aggregate_settings(settings, base_dir=config.parent)
-    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.per_user_group)
+    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.lifetime)
     metrics = AggregateMetrics()
     with Ledger(agg.ledger, limits) as ledger:
         # Day 3's records close days 0 and 1 by event time; day 3 itself closes when the job drains.
@@ -227,7 +227,7 @@ def test_a_second_instance_fences_the_first_so_one_process_publishes(setup: Any,
     config, sanitized, aggregates = setup
     settings = load_settings(config)
     agg = aggregate_settings(settings, base_dir=config.parent)
-    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.per_user_group)
+    limits = Limits(agg.budget.per_window, agg.budget.per_window_delta, agg.budget.lifetime)
     errors: dict[str, Exception] = {}
 
     def run(name: str, health: Health) -> None:
@@ -263,7 +263,7 @@ def test_one_ledger_serves_one_running_job(setup: Any) -> None:
     config, _, _ = setup
     settings = load_settings(config)
     agg = aggregate_settings(settings, base_dir=config.parent)
-    with Ledger(agg.ledger, Limits(3.0, 1e-6, None)):
+    with Ledger(agg.ledger, Limits(3.0, 1e-6, 30.0)):
         result = CliRunner().invoke(aggregate, ["--config", str(config), "--until-idle", "1"])
     assert result.exit_code == 2
     assert "locked by another process" in result.output

@@ -29,7 +29,7 @@ def settings(**overrides: Any) -> AggregateSettings:
         "epsilon": {"count": 0.5, "distinct_users": 0.4},
         "numeric": {"rating": {"min": 1, "max": 5, "epsilon": 0.5}},
         "suppress_below": 0,
-        "budget": {"per_window": 10, "per_window_delta": 1e-6},
+        "budget": {"per_window": 10, "per_window_delta": 1e-6, "lifetime": 10},
         "ledger": Path("unused.jsonl"),
         "cohort_values": {"country": [f"c{i}" for i in range(N)]},
     }

@@ -40,7 +40,7 @@ def settings(tmp_path: Path) -> AggregateSettings:
             "epsilon": {"count": 1.0, "distinct_users": 0.5},
             "numeric": {"rating": {"min": 1, "max": 5, "epsilon": 1.0}},
             "suppress_below": 0,
-            "budget": {"per_window": 2.5},
+            "budget": {"per_window": 2.5, "lifetime": 5},
             "ledger": tmp_path / "ledger.jsonl",
         }
     )
@@ -51,20 +51,21 @@ def published(
 ) -> tuple[AggregateSettings, list[dict[str, Any] | None], list[dict[str, Any] | None]]:
     """Per trial, the record published with the target present and without (None = suppressed)."""
     s = settings(tmp_path)
-    agg = WindowedAggregation(s)
-    for day, with_target in ((0, True), (1, False)):
-        at = day * DAY
-        for trial in range(TRIALS):
-            t = str(trial)
-            for u in range(BASE_USERS):
-                agg.add({"user_id": f"{t}-{u}", "trial": t, "submitted_at": at, "rating": 3})
-            if with_target:
-                for _ in range(FLOOD):
-                    agg.add({"user_id": f"{t}-target", "trial": t, "submitted_at": at, "rating": 5})
-    present_window, absent_window = agg.close_ready(close_all=True)
-    limits = Limits(s.budget.per_window, s.budget.per_window_delta, s.budget.per_user_group)
+    limits = Limits(s.budget.per_window, s.budget.per_window_delta, s.budget.lifetime)
+    mechanisms = Mechanisms(s)
     with Ledger(s.ledger, limits) as ledger:
-        releaser = Releaser(s, Mechanisms(s), ledger)
+        agg = WindowedAggregation(s, admit=ledger.admitter(mechanisms.window_spend.epsilon))
+        for day, with_target in ((0, True), (1, False)):
+            at = day * DAY
+            for trial in range(TRIALS):
+                t = str(trial)
+                for u in range(BASE_USERS):
+                    agg.add({"user_id": f"{t}-{u}", "trial": t, "submitted_at": at, "rating": 3})
+                if with_target:
+                    for _ in range(FLOOD):
+                        agg.add({"user_id": f"{t}-target", "trial": t, "submitted_at": at, "rating": 5})
+        present_window, absent_window = agg.close_ready(close_all=True)
+        releaser = Releaser(s, mechanisms, ledger)
         present, absent = releaser.release(present_window), releaser.release(absent_window)
     assert present is not None and absent is not None
 

@@ -38,7 +38,7 @@ def settings(tmp_path: Path, **overrides: Any) -> AggregateSettings:
         "epsilon": {"count": 1.0, "distinct_users": 0.5},
         "numeric": {"rating": {"min": 1, "max": 5, "epsilon": 1.0}},
         "suppress_below": 40,
-        "budget": {"per_window": 3, "per_window_delta": 1e-6, "per_user_group": 100},
+        "budget": {"per_window": 3, "per_window_delta": 1e-6, "lifetime": 100},
         "ledger": tmp_path / "ledger.jsonl",
     }
     values.update(overrides)
@@ -46,7 +46,14 @@ def settings(tmp_path: Path, **overrides: Any) -> AggregateSettings:
 
 
 def limits(s: AggregateSettings) -> Limits:
-    return Limits(s.budget.per_window, s.budget.per_window_delta, s.budget.per_user_group)
+    return Limits(s.budget.per_window, s.budget.per_window_delta, s.budget.lifetime)
+
+
+def windowing(
+    s: AggregateSettings, ledger: Ledger, metrics: AggregateMetrics | None = None
+) -> WindowedAggregation:
+    """The job's windowing core: persons are admitted to each window by the ledger as it closes."""
+    return WindowedAggregation(s, metrics, admit=ledger.admitter(Mechanisms(s).window_spend.epsilon))
 
 
 def fill(agg: WindowedAggregation, day: int, sizes: dict[str, int], rating: int = 4) -> None:
@@ -63,12 +70,12 @@ def fill(agg: WindowedAggregation, day: int, sizes: dict[str, int], rating: int 
 
 
 def test_small_cohorts_are_suppressed_and_large_ones_published(tmp_path: Path) -> None:
-    s = settings(tmp_path, budget={"per_window": 3, "per_window_delta": 1e-6})  # no lifetime cap
-    agg = WindowedAggregation(s)
+    s = settings(tmp_path, budget={"per_window": 3, "per_window_delta": 1e-6, "lifetime": 250})
     days = 100
-    for day in range(days):
-        fill(agg, day, {"DE": 500, "FR": 3, "LU": 1})
     with Ledger(s.ledger, limits(s)) as ledger:
+        agg = windowing(s, ledger)
+        for day in range(days):
+            fill(agg, day, {"DE": 500, "FR": 3, "LU": 1})
         releaser = Releaser(s, Mechanisms(s), ledger)
         releases = [releaser.release(w) for w in agg.close_ready(close_all=True)]
     published = [r for release in releases if release is not None for r in release.records]
@@ -97,10 +104,10 @@ def test_suppress_below_too_low_for_the_delta_budget_is_a_configuration_error(tm
 
 def test_known_cohorts_are_all_released_with_zeros_and_no_delta(tmp_path: Path) -> None:
     s = settings(tmp_path, suppress_below=0, cohort_values={"country": ["DE", "FR", "LU"]})
-    agg = WindowedAggregation(s)
-    fill(agg, 0, {"DE": 500})
-    [window] = agg.close_ready(close_all=True)
     with Ledger(s.ledger, limits(s)) as ledger:
+        agg = windowing(s, ledger)
+        fill(agg, 0, {"DE": 500})
+        [window] = agg.close_ready(close_all=True)
         release = Releaser(s, Mechanisms(s), ledger).release(window)
         assert release is not None
         entry = ledger.window(0)
@@ -112,10 +119,10 @@ def test_known_cohorts_are_all_released_with_zeros_and_no_delta(tmp_path: Path) 
 
 def test_a_released_record_holds_noisy_figures_within_their_bounds(tmp_path: Path) -> None:
     s = settings(tmp_path)
-    agg = WindowedAggregation(s)
-    fill(agg, 0, {"DE": 2000}, rating=4)
-    [window] = agg.close_ready(close_all=True)
     with Ledger(s.ledger, limits(s)) as ledger:
+        agg = windowing(s, ledger)
+        fill(agg, 0, {"DE": 2000}, rating=4)
+        [window] = agg.close_ready(close_all=True)
         release = Releaser(s, Mechanisms(s), ledger).release(window)
     assert release is not None
     [record] = release.records
@@ -135,32 +142,40 @@ def test_a_released_record_holds_noisy_figures_within_their_bounds(tmp_path: Pat
 
 def test_a_window_charged_but_not_published_is_published_again_with_the_same_noise(tmp_path: Path) -> None:
     s = settings(tmp_path)
-    agg = WindowedAggregation(s)
-    fill(agg, 0, {"DE": 500})
-    [window] = agg.close_ready(close_all=True)
     with Ledger(s.ledger, limits(s)) as ledger:
+        agg = windowing(s, ledger)
+        fill(agg, 0, {"DE": 500})
+        [window] = agg.close_ready(close_all=True)
         first = Releaser(s, Mechanisms(s), ledger).release(window)
     with Ledger(s.ledger, limits(s)) as ledger:  # a crash before the transaction committed
         again = Releaser(s, Mechanisms(s), ledger).release(window)
-        assert ledger.group_spent('["DE"]') == pytest.approx(2.5)  # charged once
+        assert ledger.person_spent(agg.person_key("DE-0")) == pytest.approx(2.5)  # charged once
     assert first is not None and again is not None
     assert again.replayed and again.records == first.records
 
 
-def test_a_user_group_out_of_lifetime_budget_is_not_published(tmp_path: Path) -> None:
-    s = settings(tmp_path, budget={"per_window": 3, "per_user_group": 5})  # two windows of 2.5 each
-    agg = WindowedAggregation(s)
-    for day in range(3):
-        fill(agg, day, {"DE": 500, "FR": 500} if day < 2 else {"DE": 500, "FR": 500, "IT": 500})
+def test_a_person_out_of_lifetime_budget_is_left_out_and_every_cohort_still_published(tmp_path: Path) -> None:
+    """Budgets are per person (issue 21): DE's users spend theirs in two windows and are left out of the
+    third; FR's users arrive on day 2 and count. No cohort is dropped for lack of budget."""
+    s = settings(tmp_path, budget={"per_window": 3, "lifetime": 5})  # two windows of 2.5 each
     metrics = AggregateMetrics()
     with Ledger(s.ledger, limits(s)) as ledger:
+        agg = windowing(s, ledger, metrics)
+        for day in range(3):
+            fill(agg, day, {"DE": 500} if day < 2 else {"DE": 500, "FR": 500})
+        windows = agg.close_ready(close_all=True)
         releaser = Releaser(s, Mechanisms(s), ledger, metrics)
-        releases = [releaser.release(w) for w in agg.close_ready(close_all=True)]
-        assert ledger.group_spent('["DE"]') == pytest.approx(5.0)
-        assert ledger.group_spent('["IT"]') == pytest.approx(2.5)
+        releases = [releaser.release(w) for w in windows]
+        assert ledger.person_spent(agg.person_key("DE-0")) == pytest.approx(5.0)
+        assert ledger.person_spent(agg.person_key("FR-0")) == pytest.approx(2.5)
+    assert [len(w.persons) for w in windows] == [500, 500, 500]
+    assert [w.persons_out_of_budget for w in windows] == [0, 0, 500]
+    assert windows[2].cohorts.keys() == {("FR",)}  # DE's records left out with their persons
     countries = [sorted(r["cohort"]["country"] for r in rel.records) for rel in releases if rel is not None]
-    assert countries == [["DE", "FR"], ["DE", "FR"], ["IT"]]
-    assert metrics.registry.get_sample_value("stream_anon_aggregate_budget_refusals_total") == 2
+    assert countries == [["DE"], ["DE"], ["FR"]]
+    sample = metrics.registry.get_sample_value
+    assert sample("stream_anon_aggregate_persons_out_of_budget_total") == 500
+    assert sample("stream_anon_aggregate_budget_refusals_total") == 0
 
 
 def test_settings_come_from_the_aggregate_section(tmp_path: Path) -> None:
@@ -172,7 +187,7 @@ def test_settings_come_from_the_aggregate_section(tmp_path: Path) -> None:
         "max_records_per_user": 3,
         "epsilon": {"count": 0.5, "distinct_users": 0.5},
         "suppress_below": 100,
-        "budget": {"per_window": 1},
+        "budget": {"per_window": 1, "lifetime": 10},
         "ledger": "state/ledger.jsonl",
     }
     s = aggregate_settings(Settings(output_topic="feedback.sanitized", aggregate=section), base_dir=tmp_path)
@@ -185,7 +200,10 @@ def test_settings_come_from_the_aggregate_section(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"budget": {"per_window": 0.9}}, "more than budget.per_window"),
+        ({"budget": {"per_window": 0.9, "lifetime": 10}}, "more than budget.per_window"),
+        ({"budget": {"per_window": 1, "lifetime": 0.5}}, "below the epsilon of a single window"),
+        ({"budget": {"per_window": 1}}, "aggregate.budget.lifetime"),
+        ({"budget": {"per_window": 1, "per_user_group": 5}}, "per_user_group was replaced by lifetime"),
         ({"window": "1 fortnight"}, "aggregate.window"),
         ({"max_records_per_user": 0}, "aggregate.max_records_per_user"),
         ({"numeric": {"rating": {"min": 5, "max": 1, "epsilon": 1}}}, "min must be below max"),
@@ -201,7 +219,7 @@ def test_bad_aggregate_settings_name_the_key(change: dict[str, Any], message: st
         "max_records_per_user": 3,
         "epsilon": {"count": 0.5, "distinct_users": 0.5},
         "suppress_below": 100,
-        "budget": {"per_window": 1},
+        "budget": {"per_window": 1, "lifetime": 10},
         "ledger": "ledger.jsonl",
     }
     section.update(change)

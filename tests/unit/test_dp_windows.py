@@ -24,7 +24,7 @@ def settings(**overrides: Any) -> AggregateSettings:
         "epsilon": {"count": 0.5, "distinct_users": 0.5},
         "numeric": {"rating": {"min": 1, "max": 5, "epsilon": 0.5}},
         "suppress_below": 0,
-        "budget": {"per_window": 2},
+        "budget": {"per_window": 2, "lifetime": 20},
         "ledger": Path("unused.jsonl"),
     }
     values.update(overrides)
