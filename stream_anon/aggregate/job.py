@@ -281,6 +281,15 @@ class AggregateJob:
         source, topic = self._s.source_topic, self._s.aggregates_topic
         consumer = Consumer({"group.id": self._s.group_id, **self._settings.librdkafka()})
         try:
+            if self._ledger.empty:
+                metadata = consumer.list_topics(topic, timeout=30)
+                for p in metadata.topics[topic].partitions:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                    if high > low:
+                        raise WorkerError(
+                            f"the ledger {self._ledger.path} is empty but {topic} already holds aggregates: "
+                            "restore the ledger, or publish to a new aggregates topic"
+                        )
             metadata = consumer.list_topics(source, timeout=30)
             partitions = [TopicPartition(source, p) for p in metadata.topics[source].partitions]
             recorded = 0
@@ -294,15 +303,5 @@ class AggregateJob:
                     f"but the job's committed offsets record {recorded}: the ledger was lost or restored "
                     "from an older copy. Restore it, or publish to a new aggregates topic with a new group_id"
                 )
-            if not self._ledger.empty:
-                return
-            metadata = consumer.list_topics(topic, timeout=30)
-            for p in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                if high > low:
-                    raise WorkerError(
-                        f"the ledger {self._ledger.path} is empty but {topic} already holds aggregates: "
-                        "restore the ledger, or publish to a new aggregates topic"
-                    )
         finally:
             consumer.close()

@@ -177,6 +177,20 @@ def test_a_lost_ledger_is_detected_before_anything_is_spent_again(setup: Any, tm
     assert "ledger" in result.output and "already holds aggregates" in result.output
 
 
+def test_a_lost_ledger_is_detected_when_every_cohort_was_suppressed(setup: Any) -> None:
+    """Nothing reached the aggregates topic, yet the windows spent budget: the committed offsets say so."""
+    config, sanitized, aggregates = setup
+    produce_records(sanitized, [feedback(f"lu-{i}", "LU", 0, 5) for i in range(3)])
+    produce_records(sanitized, [feedback(f"lu-{i}", "LU", 2, 5) for i in range(3)])
+    args = ["--config", str(config), "--until-idle", "3", "--close-open-windows"]
+    assert CliRunner().invoke(aggregate, args).exit_code == 0
+    assert published(aggregates) == []  # every cohort suppressed
+    (config.parent / "ledger.jsonl").unlink()
+    result = CliRunner().invoke(aggregate, args)
+    assert result.exit_code == 2
+    assert "holds 0 charged window(s)" in result.output and "committed offsets record 2" in result.output
+
+
 def test_risk_reports_k_anonymity_of_the_topic(setup: Any) -> None:
     config, sanitized, _ = setup
     records = population(0)
