@@ -54,8 +54,9 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     Per tumbling event-time window and cohort (the `aggregate` section of the configuration): noisy
     counts of records and distinct users, noisy sums and means of bounded numeric fields; cohorts under
     the suppression threshold are left out, and a ledger keeps each person within `budget.lifetime`
-    (their records are left out of later windows once it is spent). See docs/privacy.md. Exits 2 on a configuration, ledger or connectivity error, 1 when a
-    publication fails (a restart publishes the same values).
+    (their records are left out of later windows once it is spent). See docs/privacy.md. Exits 2 on
+    a configuration, ledger or connectivity error, 1 when a publication fails (a restart publishes the
+    same values).
     """
     from confluent_kafka import KafkaException
 
