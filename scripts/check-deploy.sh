@@ -77,7 +77,7 @@ fi
 if [ -x "$HELM" ]; then
   export HELM_CACHE_HOME=$WORK/helm/cache HELM_CONFIG_HOME=$WORK/helm/config HELM_DATA_HOME=$WORK/helm/data
   # A real keys file, passed as the docs say (--set-file), so the chart's own Secret renders too.
-  .venv/bin/stream-anon keys generate --output "$WORK/keys.json" 2>/dev/null
+  .venv/bin/stream-anon keys generate --output "$WORK/keys.json" --dlq-key dlq 2>/dev/null
   ALL=(-f "$CHART/ci/all-features-values.yaml" --set-file "keys.content=$WORK/keys.json")
 
   step "helm lint"

@@ -12,6 +12,7 @@ import yaml
 from stream_anon import heap
 from stream_anon.config import ConfigError, Settings
 from stream_anon.detection import ScanSettings, Span, TextScanner
+from stream_anon.dlq.seal import DeadLetterSeal
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
 from stream_anon.rules import Plan, SchemaRulesError, compile_plan
@@ -63,6 +64,21 @@ def load_keys(path: Path | None) -> Keys:
     if path is None:
         return Keys.empty()
     return Keys.load(path)
+
+
+def dead_letter_sealing(settings: Settings) -> DeadLetterSeal | None:
+    """The worker's dead-letter sealing: on when the keys file names a ``dlq_encryption_key``; a
+    configuration that requires it and a keys file without it is an error, never a silent raw copy."""
+    keys = load_keys(settings.keys_file)
+    if keys.dlq_encryption_key is not None:
+        return DeadLetterSeal(keys)
+    if settings.dlq_encryption_required:
+        raise ConfigError(
+            "dlq_encryption_required is set, but the keys file names no dlq_encryption_key "
+            '(add "dlq_encryption_key": "<key name>" to it, or create one: '
+            "stream-anon keys generate --dlq-key dlq)"
+        )
+    return None
 
 
 def load_tag_policy(path: Path | None) -> dict[str, Any] | None:

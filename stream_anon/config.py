@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     input_topics: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["feedback.raw"])
     output_topic: str = "feedback.sanitized"
     dlq_topic: str = "feedback.dlq"
+    dlq_encryption_required: bool = False
+    dlq_max_replays: int = Field(3, ge=0)
     schemas_dir: Path | None = Path("schemas")
     schema_registry_url: str | None = None
     keys_file: Path | None = None

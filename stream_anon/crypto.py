@@ -1,8 +1,9 @@
 """The project's cryptography, in one place: key derivation, keyed pseudonyms and reversible tokens.
 
 * ``derive_key``: every use of a secret from the keys file goes through a subkey derived with HKDF-SHA256
-  for one purpose (``hmac``, ``tokenize``, ``date_shift``, ``output_key``), so one secret can serve several
-  operations without one weakening the other. ``Keys.derive`` caches it per key version and purpose.
+  for one purpose (``hmac``, ``tokenize``, ``date_shift``, ``output_key``, ``dlq-seal``), so one secret can
+  serve several operations without one weakening the other. ``Keys.derive`` caches it per key version and
+  purpose.
 * ``pseudonym_function``: the keyed pseudonym ``<prefix><base64url(HMAC-SHA256(subkey, value)[:length])>``,
   used by the ``hmac`` operation (``hm1.<key>.<version>.``), the scan's ``hmac`` replacement and the
   output-key hash (``k2.<key>.<version>.``). Deterministic per key version, not reversible.
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 HMAC_PURPOSE = "hmac"
 TOKENIZE_PURPOSE = "tokenize"
+DLQ_SEAL_PURPOSE = "dlq-seal"  # sealing dead letters at rest (stream_anon.dlq.seal)
 TOKEN_KEY_BYTES = 64  # AES-SIV with two 256-bit keys
 TOKEN_SCHEME = "tk1"
 PSEUDONYM_SCHEME = "hm1"

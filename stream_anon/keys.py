@@ -15,6 +15,10 @@ The file is JSON, readable by its owner only::
       }
     }
 
+An optional top-level ``"dlq_encryption_key": "<name>"`` names the key that seals dead letters at rest
+(``stream_anon.dlq.seal``); destroying one of its versions (``keys destroy``) makes the dead letters sealed
+under it unreadable for good.
+
 New values are always written with the ``active`` version; older versions stay so that tokens made with
 them can still be verified or reversed (every token names its key and version). Operations never use a
 secret directly: each one derives its own subkey with HKDF-SHA256 (``Keys.derive``, caching
@@ -95,12 +99,22 @@ def check_key_name(name: str) -> str:
 class Keys:
     """Named keys with versions. Immutable: ``rotate`` returns a new ``Keys``."""
 
-    def __init__(self, keys: Mapping[str, NamedKey], *, ephemeral: bool = False) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, NamedKey],
+        *,
+        ephemeral: bool = False,
+        dlq_encryption_key: str | None = None,
+    ) -> None:
         for name, key in keys.items():
             check_key_name(name)
             if key.active not in key.versions:
                 raise KeysFileError(f"key {name!r}: active version {key.active} is not among its versions")
+        if dlq_encryption_key is not None and dlq_encryption_key not in keys:
+            raise KeysFileError(f"dlq_encryption_key names {dlq_encryption_key!r}, which is not a key here")
         self._keys = dict(keys)
+        self.dlq_encryption_key = dlq_encryption_key
+        """The key that seals dead letters at rest, or None (dead letters keep the raw bytes)."""
         self._ephemeral = ephemeral
         self._derived: dict[tuple[str, int, str, int], bytes] = {}
 
@@ -178,7 +192,10 @@ class Keys:
             if isinstance(active, bool) or not isinstance(active, int):
                 raise KeysFileError(f"key {name!r}: active must be a version number")
             keys[name] = NamedKey(active, versions)
-        return cls(keys)
+        dlq_key = document.get("dlq_encryption_key")
+        if dlq_key is not None and not isinstance(dlq_key, str):
+            raise KeysFileError("dlq_encryption_key must be the name of a key")
+        return cls(keys, dlq_encryption_key=dlq_key)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -230,11 +247,35 @@ class Keys:
         version = max(key.versions) + 1
         rotated = dict(self._keys)
         rotated[name] = NamedKey(version, {**key.versions, version: _fresh_version()})
-        return Keys(rotated)
+        return Keys(rotated, dlq_encryption_key=self.dlq_encryption_key)
+
+    def sealing_dead_letters_with(self, name: str) -> Keys:
+        """A copy whose ``dlq_encryption_key`` is ``name`` (a new key, version 1, if the file has none)."""
+        keys = (
+            self._keys
+            if name in self._keys
+            else {**self._keys, check_key_name(name): NamedKey(1, {1: _fresh_version()})}
+        )
+        return Keys(keys, dlq_encryption_key=name)
+
+    def without_version(self, name: str, version: int) -> Keys:
+        """A copy without one version of ``name``: what it sealed or tokenized can never be read again.
+        The active version cannot be destroyed (rotate first)."""
+        key = self._named(name)
+        if version not in key.versions:
+            raise UnknownKeyError(f"key {name!r} has no version {version}")
+        if version == key.active:
+            raise KeysError(f"version {version} of {name!r} is active; rotate the key first")
+        remaining = {v: kv for v, kv in key.versions.items() if v != version}
+        return Keys(
+            {**self._keys, name: NamedKey(key.active, remaining)}, dlq_encryption_key=self.dlq_encryption_key
+        )
 
     def to_dict(self) -> dict[str, Any]:
+        sealing = {} if self.dlq_encryption_key is None else {"dlq_encryption_key": self.dlq_encryption_key}
         return {
             "format": FORMAT,
+            **sealing,
             "keys": {
                 name: {
                     "active": key.active,

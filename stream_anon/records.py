@@ -25,6 +25,8 @@ class InputRecord(NamedTuple):
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    replays: int = 0
+    """How many times ``stream-anon dlq replay`` has put this record back (its replay count header)."""
 
 
 class Sanitized(NamedTuple):
@@ -91,6 +93,8 @@ class DeadLetter:
         ]
         if self.schema_ref is not None:
             pairs.append(("schema", self.schema_ref))
+        if src.replays:
+            pairs.append(("replay.count", str(src.replays)))
         headers = [(HEADER_PREFIX + name, value.encode("utf-8")) for name, value in pairs]
         # extras carry their full header names (stream-anon.leak.entity, ...)
         headers.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
@@ -99,3 +103,12 @@ class DeadLetter:
 
 Outcome = Sanitized | DeadLetter
 """What the pipeline gives for each input record, in order."""
+
+
+# Headers added by the dead-letter operations (stream_anon.dlq): a replayed record carries its replay count
+# to the raw topic, and the worker copies it onto the record's next dead letter; a sealed dead letter names
+# the scheme and the key version that sealed its key and value.
+REPLAY_COUNT_HEADER = HEADER_PREFIX + "replay.count"
+SEAL_HEADER = HEADER_PREFIX + "seal"
+SEAL_KEY_HEADER = HEADER_PREFIX + "seal.key"
+SEAL_VERSION_HEADER = HEADER_PREFIX + "seal.version"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import structlog
 
-from stream_anon.app import build_pipeline, load_keys
+from stream_anon.app import build_pipeline, dead_letter_sealing, load_keys
 from stream_anon.config import ConfigError, Settings
 from stream_anon.crypto import pseudonym_function, pseudonym_prefix
 from stream_anon.health import Health, HealthServer
@@ -150,7 +150,14 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         pipeline = build_pipeline(
             settings, on_compiled=observer.compiled, on_leak=observer.leak, on_scan=observer.scanned
         )
-        worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
+        sealing = dead_letter_sealing(settings)
+        worker = Worker(
+            settings,
+            pipeline,
+            observer,
+            output_key=output_key_function(settings),
+            seal_dead_letter=None if sealing is None else sealing.seal,
+        )
 
         def stop(*_: object) -> None:
             health.set_stopping()  # not ready from now on: Kubernetes stops routing to a leaving pod

@@ -26,12 +26,21 @@ from confluent_kafka.admin import AdminClient
 from stream_anon import heap
 from stream_anon.config import Settings
 from stream_anon.pipeline import Pipeline
-from stream_anon.records import HEADER_PREFIX, DeadLetter, InputRecord, Outcome, Reason, Sanitized
+from stream_anon.records import (
+    HEADER_PREFIX,
+    REPLAY_COUNT_HEADER,
+    DeadLetter,
+    InputRecord,
+    Outcome,
+    Reason,
+    Sanitized,
+)
 from stream_anon.schemas import SchemaSourceUnavailable
 
 log = structlog.get_logger(__name__)
 
 SourceKey = tuple[str, int, int]  # topic, partition, offset
+SealDeadLetter = Callable[[DeadLetter], tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
 
 # Broker verdicts that will not change on retry: the record itself is unacceptable to the topic.
 _PERMANENT_PRODUCE_ERRORS = {
@@ -134,8 +143,18 @@ def to_input(msg: Message) -> InputRecord:
     _, ts = msg.timestamp()
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
     assert topic is not None and partition is not None and offset is not None
-    # input headers are not carried over: they may hold PII that no rule covers
-    return InputRecord(topic, partition, offset, ts, msg.key(), msg.value())
+    # input headers are not carried over: they may hold PII that no rule covers; only a replayed
+    # record's replay count is read, so its next dead letter counts on (stream_anon.dlq.replay)
+    headers = msg.headers()
+    replays = _replay_count(headers) if isinstance(headers, list) else 0
+    return InputRecord(topic, partition, offset, ts, msg.key(), msg.value(), replays)
+
+
+def _replay_count(headers: list[tuple[str, str | bytes | None]]) -> int:
+    for name, value in headers:
+        if name == REPLAY_COUNT_HEADER and isinstance(value, bytes) and value.isdigit():
+            return int(value)
+    return 0
 
 
 class Source:
@@ -246,6 +265,8 @@ class _Producing:
     def __init__(self, producer: Producer, output_topic: str, dlq_topic: str) -> None:
         self.producer = producer
         self.output_key: Callable[[bytes | None], bytes | None] = lambda key: key
+        # Seals a dead letter's key and value at rest (stream_anon.dlq.seal), when the keys file says so.
+        self.seal_dead_letter: SealDeadLetter | None = None
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
         self.failures: dict[SourceKey, KafkaError] = {}
@@ -269,7 +290,7 @@ class _Producing:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: list[tuple[str, str | bytes | None]] | None,
         source: SourceKey,
     ) -> None:
@@ -283,19 +304,25 @@ class _Producing:
                 self.failures[source] = exc.args[0]
                 return
 
-    def written(self, outcome: Outcome) -> tuple[str, bytes]:
+    def written(self, outcome: Outcome) -> tuple[str, bytes | None]:
         """The topic an outcome is written to and the bytes written there: sanitized bytes to the output,
         the raw bytes to the DLQ. The one place that says so, for writing and for matching failures."""
         if isinstance(outcome, Sanitized):
             return self.output_topic, outcome.value
-        return self.dlq_topic, outcome.source.value or b""
+        return self.dlq_topic, self.dead_letter(outcome)[1]
+
+    def dead_letter(self, letter: DeadLetter) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """A dead letter's key, value and headers as written: the raw bytes, or sealed. A tombstone stays
+        a null value, so a replay recreates it."""
+        if self.seal_dead_letter is None:
+            return letter.source.key, letter.source.value, letter.headers()
+        return self.seal_dead_letter(letter)
 
     def produce(self, outcomes: list[Outcome]) -> None:
         self._produced.append(outcomes)
         for outcome in outcomes:
             src = outcome.source
             key = (src.topic, src.partition, src.offset)
-            topic, value = self.written(outcome)
             if isinstance(outcome, Sanitized):
                 # lineage: which input record this is, so readers can audit exactly-once end to end
                 lineage: list[tuple[str, str | bytes | None]] = [
@@ -303,9 +330,10 @@ class _Producing:
                     (_SOURCE_PARTITION, str(src.partition).encode()),
                     (_SOURCE_OFFSET, str(src.offset).encode()),
                 ]
-                self._send(topic, self.output_key(src.key), value, lineage, key)
+                self._send(self.output_topic, self.output_key(src.key), outcome.value, lineage, key)
             else:
-                self._send(topic, src.key, value, list(outcome.headers()), key)
+                dlq_key, value, headers = self.dead_letter(outcome)
+                self._send(self.dlq_topic, dlq_key, value, list(headers), key)
         self.producer.poll(0)
 
     def _resolve_undelivered(self) -> None:
@@ -530,9 +558,11 @@ class Worker:
         pipeline: Pipeline,
         observer: Observer | None = None,
         output_key: Callable[[bytes | None], bytes | None] | None = None,
+        seal_dead_letter: SealDeadLetter | None = None,
     ) -> None:
         self._settings = settings
         self._output_key = output_key
+        self._seal_dead_letter = seal_dead_letter
         self._pipeline = pipeline
         self._observer = observer or NullObserver()
         self._stop = threading.Event()
@@ -559,6 +589,7 @@ class Worker:
         delivery = (ExactlyOnce if s.delivery == "exactly_once" else AtLeastOnce)(s, self._observer)
         if self._output_key is not None:
             delivery.output_key = self._output_key
+        delivery.seal_dead_letter = self._seal_dead_letter
         self.delivery = delivery
         self.source = Source(s, self._observer, self._forget_revoked)
         log.info(

@@ -155,15 +155,27 @@ def keys() -> None:
     show_default=True,
     help="Key names to create (repeatable).",
 )
+@click.option(
+    "--dlq-key",
+    metavar="NAME",
+    help="Also create key NAME and seal dead letters with it (dlq_encryption_key; docs/dead-letter.md).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file (its secrets are lost).")
-def generate(output: Path, names: tuple[str, ...], force: bool) -> None:
+def generate(output: Path, names: tuple[str, ...], dlq_key: str | None, force: bool) -> None:
     """Write a keys file with fresh random secrets."""
     if output.exists() and not force:
         raise click.ClickException(
             f"{output} exists; rotate it with `stream-anon keys rotate` or pass --force"
         )
-    Keys.generate(tuple(names)).save(output)
-    click.echo(f"wrote {output} with key(s) {', '.join(names)} (mode 0600)", err=True)
+    try:
+        generated = Keys.generate(tuple(names))
+        if dlq_key is not None:
+            generated = generated.sealing_dead_letters_with(dlq_key)
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    generated.save(output)
+    sealing = f"; dead letters sealed with {dlq_key}" if dlq_key else ""
+    click.echo(f"wrote {output} with key(s) {', '.join(generated.names)} (mode 0600){sealing}", err=True)
 
 
 @keys.command()
@@ -180,6 +192,32 @@ def rotate(file: Path, name: str) -> None:
     rotated.save(file)
     version = rotated.active(name)[0]
     click.echo(f"{name}: version {version} is now active", err=True)
+
+
+@keys.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "name", required=True, help="Key whose version to destroy.")
+@click.option(
+    "--version", "version", type=click.IntRange(min=1), required=True, help="The version to destroy."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy(file: Path, name: str, version: int, yes: bool) -> None:
+    """Remove a key version for good: what it sealed or tokenized can never be read again.
+
+    This is how sealed dead letters are erased before retention removes them (docs/dead-letter.md).
+    Copies of the keys file elsewhere (backups, Secrets) must be replaced too. The active version
+    cannot be destroyed: rotate first.
+    """
+    loaded = _keys(file)
+    assert loaded is not None
+    try:
+        remaining = loaded.without_version(name, version)
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not yes:
+        click.confirm(f"destroy version {version} of {name!r}? This cannot be undone", abort=True)
+    remaining.save(file)
+    click.echo(f"{name}: version {version} destroyed", err=True)
 
 
 @click.command(name="detokenize")

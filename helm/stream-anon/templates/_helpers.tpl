@@ -79,7 +79,8 @@ kafkaSecretsDir: /etc/stream-anon/kafka-secrets
 
 {{/*
 The configuration file: the user's config plus the paths the chart mounts. Fails on a key the chart
-manages, and on a grace period that does not outlast the worker's shutdown bound.
+manages, on a grace period that does not outlast the worker's shutdown bound, and on sealed dead letters
+required without a keys file.
 */}}
 {{- define "stream-anon.configYaml" -}}
 {{- $paths := include "stream-anon.paths" . | fromYaml }}
@@ -91,6 +92,9 @@ manages, and on a grace period that does not outlast the worker's shutdown bound
 {{- $shutdown := .Values.config.shutdown_timeout_s | default 20 | float64 }}
 {{- if le (.Values.terminationGracePeriodSeconds | float64) $shutdown }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than config.shutdown_timeout_s (%v)" .Values.terminationGracePeriodSeconds $shutdown) }}
+{{- end }}
+{{- if and .Values.config.dlq_encryption_required (not .Values.keys.enabled) }}
+{{- fail "config.dlq_encryption_required needs keys.enabled: dead letters are sealed with a key of the keys file (or set it false)" }}
 {{- end }}
 {{- $managed := dict "schemas_dir" $paths.schemas }}
 {{- if .Values.keys.enabled }}
