@@ -8,8 +8,12 @@ one user moves the vector of per-cohort figures by at most (L1):
 * the clamped sum of a numeric field with bounds ``[min, max]``: ``k * max(|min|, |max|)``.
 
 Each figure's noise scale is that sensitivity divided by the figure's epsilon, and OpenDP's privacy map
-confirms the epsilon. Counts use the discrete Laplace mechanism; sums the Laplace mechanism on floats
-(OpenDP samples both exactly, not with naive floating point).
+confirms the epsilon. Counts use the discrete Laplace mechanism. Sums are exact: each clamped value is
+a whole number of grid steps (2^-30 of the field's magnitude, ``dp.mechanisms.grid_exponent``), the
+windowing core adds those integers, and discrete Laplace noise in steps is added to the integer sum.
+A floating-point sum would round differently with and without one record, beyond the sensitivity
+(OpenDP's ``make_sum`` adds a rounding allowance for that); an integer sum has no rounding to allow for.
+The measurements themselves are built in ``stream_anon.dp.mechanisms``.
 
 Cohort keys that come from the data (no ``cohort_values`` configured) are released with OpenDP's
 Laplace threshold mechanism: a cohort appears only if its noisy count reaches ``suppress_below``, which
@@ -21,15 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import opendp.prelude as dp
-
 from stream_anon.aggregate.settings import AggregateSettings
 from stream_anon.config import ConfigError
-
-dp.enable_features("contrib")
-
-# OpenDP's float privacy maps round up; accept a map this much above the target as the same epsilon.
-_EPSILON_SLACK = 1e-9
+from stream_anon.dp.mechanisms import (
+    CalibrationError,
+    calibrated,
+    count_threshold,
+    fits_64_bits,
+    from_steps,
+    grid_exponent,
+    int_vector_laplace,
+    to_steps,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,32 +47,11 @@ class Spend:
     delta: float
 
 
-def _int_vector_laplace(scale: float) -> Any:
-    return dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
-
-
-def _float_vector_laplace(scale: float) -> Any:
-    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
-    return dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=scale)
-
-
-def _count_threshold(scale: float, threshold: int) -> Any:
-    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
-    metric = dp.l01inf_distance(dp.absolute_distance(T="i64"))
-    return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
-
-
 def _calibrated(make: Any, d_in: Any, l1: float, epsilon: float) -> tuple[Any, float]:
-    """The measurement at scale l1/epsilon, nudged up if OpenDP's map rounds above epsilon."""
-    scale = l1 / epsilon
-    for _ in range(50):
-        measurement = make(scale)
-        spent = measurement.map(d_in)
-        spent_eps = spent[0] if isinstance(spent, tuple) else spent
-        if spent_eps <= epsilon * (1 + _EPSILON_SLACK):
-            return measurement, scale
-        scale *= 1 + 1e-9
-    raise ConfigError("cannot calibrate the noise to the configured epsilon")  # pragma: no cover
+    try:
+        return calibrated(make, d_in, l1, epsilon)
+    except CalibrationError as exc:  # pragma: no cover
+        raise ConfigError(str(exc)) from None
 
 
 class Mechanisms:
@@ -76,13 +62,13 @@ class Mechanisms:
         self.threshold = settings.suppress_below
         self.known_cohorts = settings.cohort_values is not None
         if self.known_cohorts:
-            self._counts, self.count_scale = _calibrated(_int_vector_laplace, k, k, settings.epsilon.count)
+            self._counts, self.count_scale = _calibrated(int_vector_laplace, k, k, settings.epsilon.count)
             count_spend = Spend(float(self._counts.map(k)), 0.0)
         else:
             d_in = (k, k, k)  # cohorts touched, total change, largest change in one cohort
 
             def make(scale: float) -> Any:
-                return _count_threshold(scale, self.threshold)
+                return count_threshold(scale, self.threshold)
 
             self._counts, self.count_scale = _calibrated(make, d_in, k, settings.epsilon.count)
             eps, delta = self._counts.map(d_in)
@@ -96,16 +82,23 @@ class Mechanisms:
                     "or list aggregate.cohort_values"
                 )
         self._distinct, self.distinct_scale = _calibrated(
-            _int_vector_laplace, k, k, settings.epsilon.distinct_users
+            int_vector_laplace, k, k, settings.epsilon.distinct_users
         )
         self._sums: dict[str, Any] = {}
         self.sum_scales: dict[str, float] = {}
         figure_spend = {"records": count_spend, "users": Spend(float(self._distinct.map(k)), 0.0)}
+        self.sum_exponents: dict[str, int] = {}
         for name, field in settings.numeric.items():
-            sensitivity = k * field.magnitude
-            self._sums[name], self.sum_scales[name] = _calibrated(
-                _float_vector_laplace, sensitivity, sensitivity, field.epsilon
-            )
+            exponent = self.sum_exponents[name] = grid_exponent(field.magnitude)
+            # in grid steps: k records, each at most the largest clamped value
+            sensitivity = k * max(abs(to_steps(field.min, exponent)), abs(to_steps(field.max, exponent)))
+            self._sums[name], scale = _calibrated(int_vector_laplace, sensitivity, sensitivity, field.epsilon)
+            if not fits_64_bits(scale):
+                raise ConfigError(
+                    f"invalid configuration: aggregate.numeric.{name}: epsilon {field.epsilon:g} needs "
+                    "noise beyond 64-bit integers; raise it"
+                )
+            self.sum_scales[name] = from_steps(1, exponent) * scale
             figure_spend[f"sum.{name}"] = Spend(float(self._sums[name].map(sensitivity)), 0.0)
         self.figure_spend = figure_spend
         # Basic composition over the figures of one window.
@@ -127,21 +120,29 @@ class Mechanisms:
     def noisy_distinct(self, exact: list[int]) -> list[int]:
         return list(self._distinct(exact)) if exact else []
 
-    def noisy_sums(self, name: str, exact: list[float]) -> list[float]:
-        return list(self._sums[name](exact)) if exact else []
+    def noisy_sums(self, name: str, exact: list[int] | list[float]) -> list[float]:
+        """Noisy sums of a field from its exact sums in grid steps (``CohortStats.sum_steps``); a float
+        is taken as a value on the grid and converted."""
+        if not exact:
+            return []
+        exponent = self.sum_exponents[name]
+        steps = [v if type(v) is int else to_steps(v, exponent) for v in exact]
+        if any(abs(v) > 2**62 for v in steps):
+            raise ValueError(f"a sum of {name} is beyond 2^62 grid steps: too many records in one cohort")
+        return [from_steps(v, exponent) for v in self._sums[name](steps)]
 
 
 def minimal_threshold(k: int, scale: float, max_delta: float) -> int:
     """The smallest ``suppress_below`` whose delta stays within ``max_delta`` (binary search)."""
     d_in = (k, k, k)
     low, high = 1, max(2, k)
-    while _count_threshold(scale, high).map(d_in)[1] > max_delta:
+    while count_threshold(scale, high).map(d_in)[1] > max_delta:
         low, high = high, high * 2
         if high > 1 << 40:
             raise ConfigError("no suppression threshold reaches the configured delta")  # pragma: no cover
     while low < high:
         middle = (low + high) // 2
-        if _count_threshold(scale, middle).map(d_in)[1] > max_delta:
+        if count_threshold(scale, middle).map(d_in)[1] > max_delta:
             low = middle + 1
         else:
             high = middle

@@ -62,7 +62,7 @@ class Releaser:
         spend = self._mechanisms.window_spend
         candidates = self._universe if self._universe is not None else sorted(window.cohorts, key=cohort_key)
         by_key = {cohort_key(c): c for c in candidates}
-        empty = CohortStats(0, 0, tuple(0.0 for _ in self._numeric))
+        empty = CohortStats(0, 0, tuple(0.0 for _ in self._numeric), tuple(0 for _ in self._numeric))
         exact = {key: window.cohorts.get(cohort, empty) for key, cohort in by_key.items()}
         records = self._noisy_records(window, exact, by_key)
         try:
@@ -83,7 +83,7 @@ class Releaser:
         keys = sorted(counts)
         users = self._mechanisms.noisy_distinct([exact[key].users for key in keys])
         sums = {
-            name: self._mechanisms.noisy_sums(name, [exact[key].sums[i] for key in keys])
+            name: self._mechanisms.noisy_sums(name, [exact[key].sum_steps[i] for key in keys])
             for i, name in enumerate(self._numeric)
         }
         figure_epsilon = {name: spend.epsilon for name, spend in self._mechanisms.figure_spend.items()}

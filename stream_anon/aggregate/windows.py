@@ -31,6 +31,7 @@ from typing import Any
 
 from stream_anon.aggregate.metrics import AggregateMetrics, SkipReason
 from stream_anon.aggregate.settings import AggregateSettings
+from stream_anon.dp.mechanisms import from_steps, grid_exponent, to_steps
 
 Cohort = tuple[str | None, ...]
 Position = tuple[str, int]  # (topic, partition)
@@ -80,10 +81,10 @@ def _group_value(value: Any) -> str | None:
 
 @dataclass(slots=True)
 class _Reservoir:
-    """The records kept for one user in one window: (cohort, clamped values)."""
+    """The records kept for one user in one window: (cohort, clamped values in grid steps)."""
 
     seen: int = 0
-    kept: list[tuple[Cohort, tuple[float, ...]]] = field(default_factory=list)
+    kept: list[tuple[Cohort, tuple[int, ...]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,8 @@ class CohortStats:
     records: int
     users: int
     sums: tuple[float, ...]  # in the order of AggregateSettings.numeric
+    # The same sums, exact, in grid steps of each field (dp.mechanisms.grid_exponent): the noise input.
+    sum_steps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,12 @@ class WindowedAggregation:
         self._user = _accessor(settings.user_field)
         self._group_by = [_accessor(path) for path in settings.group_by]
         self._time = _accessor(settings.event_time_field) if settings.event_time_field else None
-        self._numeric = [(_accessor(path), f.min, f.max, f.fill) for path, f in settings.numeric.items()]
+        # Clamped values are kept as whole grid steps, so that sums are exact integers (no rounding).
+        self._numeric = [
+            (_accessor(path), f.min, f.max, f.fill, grid_exponent(f.magnitude))
+            for path, f in settings.numeric.items()
+        ]
+        self._exponents = [exponent for *_, exponent in self._numeric]
         self._allowed: set[Cohort] | None = (
             set(known_cohorts(settings)) if settings.cohort_values is not None else None
         )
@@ -254,19 +262,19 @@ class WindowedAggregation:
         value = self._time(record)
         return value if type(value) is int else None
 
-    def _clamped(self, record: Mapping[str, Any]) -> tuple[float, ...] | None:
+    def _clamped(self, record: Mapping[str, Any]) -> tuple[int, ...] | None:
         out = []
-        for get, low, high, fill in self._numeric:
+        for get, low, high, fill, exponent in self._numeric:
             value = get(record)
             if value is None:
-                out.append(fill)
+                out.append(to_steps(fill, exponent))
             elif (type(value) is int or type(value) is float) and value == value:
-                out.append(min(max(float(value), low), high))
+                out.append(to_steps(min(max(float(value), low), high), exponent))
             else:
                 return None  # a string, a bool, NaN: not a number this job can bound
         return tuple(out)
 
-    def _keep(self, window: _OpenWindow, user: str, cohort: Cohort, values: tuple[float, ...]) -> None:
+    def _keep(self, window: _OpenWindow, user: str, cohort: Cohort, values: tuple[int, ...]) -> None:
         reservoir = window.users.get(user)
         if reservoir is None:
             reservoir = window.users[user] = _Reservoir()
@@ -293,7 +301,7 @@ class WindowedAggregation:
     def _close(self, window: _OpenWindow) -> ClosedWindow:
         records: dict[Cohort, int] = {}
         users: dict[Cohort, int] = {}
-        sums: dict[Cohort, list[float]] = {}
+        sums: dict[Cohort, list[int]] = {}
         kept = 0
         reservoirs = list(window.users.values())
         persons: list[int] = []
@@ -311,11 +319,17 @@ class WindowedAggregation:
             for cohort, values in reservoir.kept:
                 kept += 1
                 records[cohort] = records.get(cohort, 0) + 1
-                total = sums.setdefault(cohort, [0.0] * len(values))
+                total = sums.setdefault(cohort, [0] * len(values))
                 for i, value in enumerate(values):
                     total[i] += value
         cohorts = {
-            cohort: CohortStats(records[cohort], users[cohort], tuple(sums[cohort])) for cohort in records
+            cohort: CohortStats(
+                records[cohort],
+                users[cohort],
+                tuple(from_steps(t, e) for t, e in zip(sums[cohort], self._exponents, strict=True)),
+                tuple(sums[cohort]),
+            )
+            for cohort in records
         }
         return ClosedWindow(
             window.start_ms,

@@ -1,4 +1,4 @@
-"""OpenDP measurements and the exact arithmetic around them.
+"""OpenDP measurements and the exact arithmetic around them, for the ``noise`` op and the aggregates.
 
 ``BoundedValueNoise`` is the ``noise`` op's mechanism: clamp one value to public bounds, then add
 (discrete) Laplace noise to the value itself, so that the output is epsilon-DP for that value.
@@ -45,6 +45,64 @@ class NoiseRangeError(ValueError):
     """Bounds and epsilon whose noise the mechanism cannot represent; the message says why."""
 
 
+class CalibrationError(ValueError):
+    """OpenDP's privacy map does not reach the configured epsilon at any scale tried."""
+
+
+def grid_exponent(width: float) -> int:
+    """The exponent e of a grid step 2^e that cuts ``width`` into 2^(GRID_BITS - 1) to 2^GRID_BITS steps."""
+    return math.frexp(width)[1] - GRID_BITS
+
+
+def to_steps(value: float, exponent: int) -> int:
+    """A float as a whole number of grid steps 2^exponent (ldexp is exact; round is monotone)."""
+    return round(math.ldexp(value, -exponent))
+
+
+def from_steps(steps: int, exponent: int) -> float:
+    return math.ldexp(float(steps), exponent)
+
+
+def _opendp() -> Any:
+    """OpenDP's prelude, imported on first use (it is not needed by plans without noise)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
+
+
+def int_vector_laplace(scale: float) -> Any:
+    """OpenDP's discrete Laplace on a vector of 64-bit integers, L1 distance: one draw per entry."""
+    dp = _opendp()
+    return dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
+
+
+def count_threshold(scale: float, threshold: int) -> Any:
+    """OpenDP's Laplace threshold mechanism on a map of keys to 64-bit counts: keys below are dropped."""
+    dp = _opendp()
+    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64"))
+    metric = dp.l01inf_distance(dp.absolute_distance(T="i64"))
+    return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+
+
+def calibrated(make: Any, d_in: Any, l1: float, epsilon: float) -> tuple[Any, float]:
+    """The measurement at scale l1/epsilon, nudged up if OpenDP's map rounds above epsilon."""
+    scale = l1 / epsilon
+    for _ in range(50):
+        measurement = make(scale)
+        spent = measurement.map(d_in)
+        spent_eps = spent[0] if isinstance(spent, tuple) else spent
+        if spent_eps <= epsilon * (1 + EPSILON_SLACK):
+            return measurement, scale
+        scale *= 1 + 1e-9
+    raise CalibrationError("cannot calibrate the noise to the configured epsilon")  # pragma: no cover
+
+
+def fits_64_bits(step_scale: float) -> bool:
+    """Whether discrete Laplace noise at this scale (in steps) stays far inside 64-bit integers."""
+    return step_scale * math.log(1 / SATURATION) <= I64_MAX // 2
+
+
 def _check_map(measurement: Any, d_in: int, epsilon: float) -> float:
     spent = float(measurement.map(d_in))
     if spent > epsilon * (1 + EPSILON_SLACK):
@@ -80,10 +138,10 @@ class BoundedValueNoise:
             width = high - low
             if not math.isfinite(width):
                 raise NoiseRangeError("bounds are too far apart for a 64-bit float")
-            self.exponent = math.frexp(width)[1] - GRID_BITS  # width / 2^exponent is in [2^29, 2^30)
+            self.exponent = grid_exponent(width)
             try:
-                self.low_steps = round(math.ldexp(low, -self.exponent))
-                self.high_steps = round(math.ldexp(high, -self.exponent))
+                self.low_steps = to_steps(low, self.exponent)
+                self.high_steps = to_steps(high, self.exponent)
             except OverflowError:
                 raise NoiseRangeError(
                     f"bounds [{low:g}, {high:g}] are too narrow for their magnitude in a 64-bit float"
@@ -109,12 +167,7 @@ class BoundedValueNoise:
                 f"would push outputs past the range of {avro_type} (noise up to {margin:.3g}): "
                 "narrow the bounds, raise epsilon or use a wider type"
             )
-        import opendp.prelude as dp
-
-        dp.enable_features("contrib")
-        self._measurement = dp.m.make_laplace(
-            dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), self.step_scale
-        )
+        self._measurement = int_vector_laplace(self.step_scale)
         # The noise of each value is its own draw: the vector's l1 map at the sensitivity is one value's.
         self.spent = _check_map(self._measurement, self.sensitivity, epsilon)
         self._source: NoiseSource | None = None

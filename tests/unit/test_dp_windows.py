@@ -215,3 +215,30 @@ def test_the_watermark_never_moves_backwards() -> None:
     agg.add(rec("b", "DE", DAY), position=("t", 1), offset=0)  # a new partition, far behind
     agg.close_ready()
     assert agg.watermark_ms == 3 * DAY - HOUR
+
+
+def test_sums_are_exact_so_one_user_moves_them_by_their_own_values_only() -> None:
+    """A floating-point sum rounds differently with and without a record, by more than its value once
+    sums are large (OpenDP's make_sum allows for it); the core sums whole grid steps, exactly."""
+    import random
+
+    from stream_anon.dp.mechanisms import grid_exponent, to_steps
+
+    rng = random.Random(24)
+    ratings = [1 + 4 * rng.random() for _ in range(3000)]
+    records = [rec(f"u{i}", "DE", 0, r) for i, r in enumerate(ratings)]
+
+    def closed(rs: list[dict[str, Any]]) -> Any:
+        agg = WindowedAggregation(settings())
+        for r in rs:
+            agg.add(r)
+        [window] = agg.close_ready(close_all=True)
+        return window.cohorts[("DE",)]
+
+    forward, backward = closed(records), closed(records[::-1])
+    without = closed(records[1:])
+    exponent = grid_exponent(5.0)
+    assert forward.sum_steps == backward.sum_steps == (sum(to_steps(r, exponent) for r in ratings),)
+    assert forward.sum_steps[0] - without.sum_steps[0] == to_steps(ratings[0], exponent)
+    # the same values summed as floats depend on the order: the rounding the grid avoids
+    assert sum(ratings) != sum(ratings[::-1]) or sum(ratings) != sum(sorted(ratings))
