@@ -110,6 +110,12 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     help="Comma-separated dotted field paths an adversary may know (country,age,postal_code).",
 )
 @click.option("--sensitive", default=None, metavar="FIELD", help="Field whose l-diversity is reported.")
+@click.option(
+    "--person",
+    default=None,
+    metavar="FIELD",
+    help="Field telling people apart (the user pseudonym): k counts distinct people, not records.",
+)
 @click.option("--k", "k", type=click.IntRange(1), default=5, show_default=True, help="k-anonymity target.")
 @click.option("--l", "l_", type=click.IntRange(1), default=2, show_default=True, help="l-diversity target.")
 @click.option(
@@ -125,6 +131,7 @@ def risk(
     topic: str,
     quasi: str,
     sensitive: str | None,
+    person: str | None,
     k: int,
     l_: int,
     max_records: int,
@@ -132,10 +139,10 @@ def risk(
 ) -> None:
     """Report k-anonymity and l-diversity of a window of a topic, to tune generalization.
 
-    Groups the records read into classes by their quasi-identifier values; shows the smallest class, the
-    share of records in classes smaller than --k, and with --sensitive the fewest distinct sensitive
-    values in a class and the share of records in classes with fewer than --l. Prints figures only,
-    never a record's values.
+    Groups the records read into classes by their quasi-identifier values; shows the smallest class (in
+    distinct people with --person, else records), the share of records in classes smaller than --k, and
+    with --sensitive the fewest distinct sensitive values in a class (nulls do not count) and the share
+    of records in classes with fewer than --l. Prints figures only, never a record's values.
     """
     from confluent_kafka import KafkaException
 
@@ -153,7 +160,7 @@ def risk(
         reader = open_reader(settings, open_resolver(settings.schemas_dir, settings.schema_registry_url))
         stats = TopicWindow()
         records = read_topic(settings.librdkafka(), topic, reader.read, max_records, stats)
-        report = assess(records, fields, k=k, sensitive=sensitive, l=l_)
+        report = assess(records, fields, k=k, sensitive=sensitive, l=l_, person=person)
     except (LookupError, OSError, KafkaException, SchemaSourceUnavailable, ConfigError) as exc:
         _fail(str(exc))
         return

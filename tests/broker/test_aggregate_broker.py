@@ -206,6 +206,8 @@ def test_risk_reports_k_anonymity_of_the_topic(setup: Any) -> None:
             "country,age_band",
             "--sensitive",
             "rating",
+            "--person",
+            "user.user_id",
             "--k",
             "5",
             "--format",
@@ -214,9 +216,10 @@ def test_risk_reports_k_anonymity_of_the_topic(setup: Any) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    expected = assess(records, ["country", "age_band"], k=5, sensitive="rating").as_dict()
-    assert report == {**expected, "undecodable": 1}
+    expected = assess(records, ["country", "age_band"], k=5, sensitive="rating", person="user.user_id")
+    assert report == {**expected.as_dict(), "undecodable": 1}
     assert (report["records"], report["smallest_class"], report["records_below_k"]) == (452, 2, 2)
+    assert report["people"] == 452
     # The table reads a bounded window and shows no values.
     table = CliRunner().invoke(
         risk,

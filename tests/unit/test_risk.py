@@ -87,3 +87,33 @@ def test_reports_hold_figures_never_record_values() -> None:
     assert "62.50%" in table and "2 undecodable" in table
     as_json = json.dumps(report.as_dict())
     assert "DE" not in as_json and "30-39" not in as_json
+
+
+def test_k_counts_distinct_people_when_a_person_field_is_declared() -> None:
+    """Five records of one person are one person: k is 1, not 5 (issue 21)."""
+    records = [{"country": "LU", "user": "anna", "rating": r} for r in (1, 2, 3, 4, 5)]
+    records += [{"country": "DE", "user": f"u{i}", "rating": 4} for i in range(5)]
+    by_records = assess(records, ["country"], k=2)
+    by_people = assess(records, ["country"], k=2, person="user")
+    assert by_records.smallest_class == 5 and by_records.records_below_k == 0
+    assert by_people.smallest_class == 1 and by_people.people == 6
+    assert (by_people.classes_below_k, by_people.records_below_k, by_people.unique_records) == (1, 5, 5)
+    # a record without a person value is a person of its own, never merged with another
+    anonymous = assess([{"country": "FR"}, {"country": "FR"}], ["country"], person="user")
+    assert anonymous.smallest_class == 2 and anonymous.people == 2
+
+
+def test_values_of_different_types_stay_in_different_classes() -> None:
+    records = [{"flag": 1}, {"flag": 1.0}, {"flag": True}, {"flag": [1]}, {"flag": [1.0]}, {"flag": "1"}]
+    report = assess(records, ["flag"])
+    assert (report.classes, report.smallest_class) == (6, 1)
+    assert assess([{"v": True, "s": 1}, {"v": True, "s": 1.0}], ["v"], sensitive="s").smallest_l == 2
+
+
+def test_a_null_sensitive_value_does_not_count_toward_l() -> None:
+    """A null says nothing about the value: {4, null} is one value, and all-null is l = 0."""
+    records = [{"c": "DE", "s": 4}, {"c": "DE", "s": None}, {"c": "FR", "s": None}, {"c": "FR"}]
+    report = assess(records, ["c"], sensitive="s", l=2)
+    assert report.smallest_l == 0
+    assert (report.classes_below_l, report.records_below_l) == (2, 4)
+    assert assess(records[:2], ["c"], sensitive="s", l=1).classes_below_l == 0
