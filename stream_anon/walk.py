@@ -5,15 +5,20 @@ Paths use the rule engine's notation: dotted field names, ``[]`` for array items
 bounded set fixed by the schema; the keys themselves are strings and are returned as leaves at
 ``attrs{key}`` with ``key_of_map`` set, because a map key can hold PII as well as a value can.
 
-``compile_walker(schema)`` turns a schema (as written, or fastavro's parsed form) into a function that
-lists the leaves of a record without looking at the schema again; ``walk_untyped`` does the same from
-the values alone, for records whose schema is unknown.
+``compile_walker(schema)`` turns a schema (as written, or fastavro's parsed form, through the schema
+model) into a function that lists the leaves of a record without looking at the schema again;
+``walk_untyped`` does the same from the values alone, for records whose schema is unknown.
+``compile_screen`` is the verifier's fast path: the same strings, without their slots, as one generated
+function (``schema.codegen``); the walker is its specification.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, MutableSequence, Set
 from typing import Any
+
+from stream_anon.schema import NO_TEXT, Array, Map, Node, Record, Recursive, Union, join, resolve
+from stream_anon.schema.codegen import generate, literal
 
 Slot = MutableMapping[str, Any] | MutableSequence[Any]
 
@@ -39,18 +44,10 @@ def replace_leaf(leaf: Leaf, text: str) -> None:
 Visit = Callable[[Any, Slot, Any, list[Leaf]], None]
 Walker = Callable[[dict[str, Any]], list[Leaf]]
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-# Enum symbols and fixed bytes come from the schema or are binary: neither is free text.
-_NO_TEXT = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "enum", "fixed"})
-
 
 def compile_walker(schema: Any) -> Walker:
     """A function listing the string leaves of records written with ``schema``."""
-    names: dict[str, Any] = {}
-    if isinstance(schema, dict):
-        names.update(schema.get("__named_schemas", {}))
-    _collect_names(schema, None, names)
-    top = _compile(schema, "", names, frozenset(), None)
+    top = _compile(resolve(schema))
 
     def walk(record: dict[str, Any]) -> list[Leaf]:
         out: list[Leaf] = []
@@ -76,98 +73,61 @@ def compile_screen(schema: Any, generated: Set[str]) -> Screen | None:
     schemas the walker reads by their values (recursive types, unions of several records or arrays).
 
     The screen runs on every record, so it is generated as one straight-line function for the schema
-    (nested ``if``/``for`` blocks, no call per field). Only field names, through ``repr``, and names of
-    its own go into the source.
+    (nested ``if``/``for`` blocks, no call per field). Only field names (``literal``) and names of its
+    own go into the source.
     """
-    names: dict[str, Any] = {}
-    if isinstance(schema, dict):
-        names.update(schema.get("__named_schemas", {}))
-    _collect_names(schema, None, names)
     variables = iter(range(1, 1 << 30))
     try:
-        body = _screen(
-            schema, "", names, frozenset(), None, generated, "record", lambda: f"v{next(variables)}"
-        )
+        body = _screen(resolve(schema), generated, "record", lambda: f"v{next(variables)}")
     except _Unscreenable:
         return None
-    source = "\n".join(
-        [
-            "def screen(record):",
-            "    checked = []",
-            "    produced = []",
-            "    c = checked.append",
-            "    p = produced.append",
-            *(f"    {line}" for line in body or []),
-            "    return checked, produced",
-            "",
-        ]
-    )
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "<stream_anon.walk: screen>", "exec"), namespace)
-    screen: Screen = namespace["screen"]
+    lines = [
+        "def screen(record):",
+        "    checked = []",
+        "    produced = []",
+        "    c = checked.append",
+        "    p = produced.append",
+        *(f"    {line}" for line in body or []),
+        "    return checked, produced",
+    ]
+    screen: Screen = generate("screen", lines, {}, "verifier screen")
     return screen
 
 
-def _screen(
-    schema: Any,
-    path: str,
-    names: dict[str, Any],
-    active: frozenset[str],
-    namespace: str | None,
-    generated: Set[str],
-    var: str,
-    fresh: Callable[[], str],
-) -> list[str] | None:
-    """Source lines appending the strings of ``var`` (a value of ``schema``); None when it holds no text."""
-    schema = _resolve(schema, names, namespace)
-    kind = _kind(schema)
+def _screen(node: Node, generated: Set[str], var: str, fresh: Callable[[], str]) -> list[str] | None:
+    """Source lines appending the strings of ``var`` (a value of ``node``); None when it holds no text."""
+    kind = node.kind
     if kind == "string":
-        return [f"if isinstance({var}, str):", f"    {'p' if path in generated else 'c'}({var})"]
-    if kind in _NO_TEXT:
+        return [f"if isinstance({var}, str):", f"    {'p' if node.path in generated else 'c'}({var})"]
+    if kind in NO_TEXT:
         return None
-    if kind == "wrapped":
-        return _screen(schema["type"], path, names, active, namespace, generated, var, fresh)
-    if kind == "union":
-        branches = [_kind(_resolve(b, names, namespace)) for b in schema]
-        if any(k not in _NO_TEXT and k != "string" for k in branches):
-            nested = [b for b, k in zip(schema, branches, strict=True) if k not in _NO_TEXT and k != "string"]
-            if len(nested) > 1 or "string" in branches:
-                raise _Unscreenable(path)
-            return _screen(nested[0], path, names, active, namespace, generated, var, fresh)
-        if "string" in branches:
-            return _screen("string", path, names, active, namespace, generated, var, fresh)
+    if isinstance(node, Union):
+        kinds = [b.kind for b in node.branches]
+        nested = [b for b in node.branches if b.kind not in NO_TEXT and b.kind != "string"]
+        if nested:
+            if len(nested) > 1 or "string" in kinds:
+                raise _Unscreenable(node.path)
+            return _screen(nested[0], generated, var, fresh)
+        if "string" in kinds:
+            return [f"if isinstance({var}, str):", f"    {'p' if node.path in generated else 'c'}({var})"]
         return None
-    if kind == "record":
-        full = _fullname(str(schema.get("name", "")), schema.get("namespace", namespace))
-        if full in active:
-            raise _Unscreenable(path)
-        inner_ns = full.rpartition(".")[0] or None
+    if isinstance(node, Record):
         body: list[str] = []
-        for field in schema.get("fields", []):
-            name = str(field["name"])
+        for field in node.fields:
             child = fresh()
-            lines = _screen(
-                field.get("type"),
-                _join(path, name),
-                names,
-                active | {full},
-                inner_ns,
-                generated,
-                child,
-                fresh,
-            )
+            lines = _screen(field.node, generated, child, fresh)
             if lines is not None:
-                body += [f"{child} = {var}.get({name!r})", *lines]
+                body += [f"{child} = {var}.get({literal(field.name)})", *lines]
         return [f"if isinstance({var}, dict):", *_indent(body)] if body else None
-    if kind == "array":
+    if isinstance(node, Array):
         item = fresh()
-        lines = _screen(schema.get("items"), f"{path}[]", names, active, namespace, generated, item, fresh)
+        lines = _screen(node.items, generated, item, fresh)
         if lines is None:
             return None
         return [f"if isinstance({var}, list):", f"    for {item} in {var}:", *_indent(lines, 2)]
-    if kind == "map":
+    if isinstance(node, Map):
         key, item = fresh(), fresh()
-        lines = _screen(schema.get("values"), f"{path}{{}}", names, active, namespace, generated, item, fresh)
+        lines = _screen(node.values, generated, item, fresh)
         return [
             f"if isinstance({var}, dict):",
             f"    for {key}, {item} in {var}.items():",
@@ -175,7 +135,7 @@ def _screen(
             f"            c({key})",
             *_indent(lines or [], 2),
         ]
-    raise _Unscreenable(path)
+    raise _Unscreenable(node.path)  # recursive or unknown types: only the walker reads them
 
 
 def _indent(lines: list[str], levels: int = 1) -> list[str]:
@@ -189,92 +149,25 @@ def walk_untyped(record: dict[str, Any]) -> list[Leaf]:
     return out
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _fullname(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
-def _collect_names(schema: Any, namespace: str | None, names: dict[str, Any]) -> None:
-    if isinstance(schema, list):
-        for branch in schema:
-            _collect_names(branch, namespace, names)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "error", "enum", "fixed") and isinstance(schema.get("name"), str):
-            namespace = schema.get("namespace", namespace)
-            full = _fullname(schema["name"], namespace)
-            names.setdefault(full, schema)
-            namespace = full.rpartition(".")[0] or None
-        if kind in ("record", "error"):
-            for field in schema.get("fields", []):
-                _collect_names(field.get("type"), namespace, names)
-        elif kind == "array":
-            _collect_names(schema.get("items"), namespace, names)
-        elif kind == "map":
-            _collect_names(schema.get("values"), namespace, names)
-        elif isinstance(kind, dict | list):
-            _collect_names(kind, namespace, names)
-
-
-def _resolve(schema: Any, names: dict[str, Any], namespace: str | None) -> Any:
-    if isinstance(schema, str) and schema not in _PRIMITIVES:
-        return names.get(schema) or names.get(_fullname(schema, namespace)) or schema
-    return schema
-
-
-def _kind(schema: Any) -> str:
-    if isinstance(schema, str):
-        return schema if schema in _PRIMITIVES else "unknown"
-    if isinstance(schema, list):
-        return "union"
-    if isinstance(schema, dict):
-        kind = schema.get("type")
-        if isinstance(kind, str):
-            return "record" if kind == "error" else kind
-        return "wrapped"
-    return "unknown"
-
-
-def _compile(
-    schema: Any, path: str, names: dict[str, Any], active: frozenset[str], namespace: str | None
-) -> Visit:
-    schema = _resolve(schema, names, namespace)
-    kind = _kind(schema)
+def _compile(node: Node) -> Visit:
+    kind = node.kind
     if kind == "string":
-        return _visit_string(path)
-    if kind in _NO_TEXT:
+        return _visit_string(node.path)
+    if kind in NO_TEXT:
         return _visit_nothing
-    if kind == "wrapped":  # {"type": {"type": "array", ...}}
-        return _compile(schema["type"], path, names, active, namespace)
-    if kind == "record":
-        return _compile_record(schema, path, names, active, namespace)
-    if kind == "array":
-        items = _compile(schema.get("items"), f"{path}[]", names, active, namespace)
-        return _visit_array(items)
-    if kind == "map":
-        values = _compile(schema.get("values"), f"{path}{{}}", names, active, namespace)
-        return _visit_map(f"{path}{{key}}", values)
-    if kind == "union":
-        return _compile_union(schema, path, names, active, namespace)
-    return _visit_any(path)
+    if isinstance(node, Record):
+        return _compile_record(node)
+    if isinstance(node, Array):
+        return _visit_array(_compile(node.items))
+    if isinstance(node, Map):
+        return _visit_map(f"{node.path}{{key}}", _compile(node.values))
+    if isinstance(node, Union):
+        return _compile_union(node)
+    # A recursive type: below this point paths are not bounded by the schema, walk the values as they are.
+    return _visit_any(node.path)
 
 
-def _compile_record(
-    schema: dict[str, Any],
-    path: str,
-    names: dict[str, Any],
-    active: frozenset[str],
-    namespace: str | None,
-) -> Visit:
-    full = _fullname(str(schema.get("name", "")), schema.get("namespace", namespace))
-    if full in active:
-        # A recursive type: below this point paths are not bounded by the schema, walk the values as they are.
-        return _visit_any(path)
-    active = active | {full}
-    inner_ns = full.rpartition(".")[0] or None
+def _compile_record(node: Record) -> Visit:
     fields: list[tuple[str, Visit]] = []
 
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
@@ -284,32 +177,21 @@ def _compile_record(
             if name in value:
                 child(value[name], value, name, out)
 
-    for field in schema.get("fields", []):
-        name = str(field["name"])
-        child = _compile(field.get("type"), _join(path, name), names, active, inner_ns)
+    for field in node.fields:
+        child = _compile(field.node)
         if child is not _visit_nothing:
-            fields.append((name, child))
+            fields.append((field.name, child))
     return visit
 
 
-def _compile_union(
-    schema: list[Any], path: str, names: dict[str, Any], active: frozenset[str], namespace: str | None
-) -> Visit:
-    branches = [_resolve(b, names, namespace) for b in schema]
-    kinds = [_kind(b) for b in branches]
-    has_string = "string" in kinds
+def _compile_union(node: Union) -> Visit:
+    has_string = any(b.kind == "string" for b in node.branches)
     dict_branches = [
-        (b, _compile(b, path, names, active, namespace))
-        for b, k in zip(branches, kinds, strict=True)
-        if k in ("record", "map")
+        (b.schema, _compile(b)) for b in node.branches if isinstance(b, Record | Recursive | Map)
     ]
-    list_branches = [
-        _compile(b, path, names, active, namespace)
-        for b, k in zip(branches, kinds, strict=True)
-        if k == "array"
-    ]
-    as_string = _visit_string(path)
-    fallback = _visit_any(path)
+    list_branches = [_compile(b) for b in node.branches if isinstance(b, Array)]
+    as_string = _visit_string(node.path)
+    fallback = _visit_any(node.path)
 
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
         if isinstance(value, str):
@@ -384,7 +266,7 @@ def _walk_any(value: Any, path: str, out: list[Leaf], depth: int = 0) -> None:
     if isinstance(value, dict):
         for key in list(value):
             child = value[key]
-            child_path = _join(path, str(key))
+            child_path = join(path, str(key))
             if isinstance(child, str):
                 out.append((child_path, child, value, key, False))
             else:

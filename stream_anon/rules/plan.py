@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +33,28 @@ from stream_anon.ops import (
     ValueRuleError,
     operation_named,
 )
-from stream_anon.schema import ANNOTATIONS, TAGS, strip_annotations, strip_logical_types
+from stream_anon.schema import (
+    ANNOTATIONS,
+    TAGS,
+    Array,
+    Enum,
+    Fixed,
+    Map,
+    Node,
+    Record,
+    Recursive,
+    Union,
+    Unknown,
+    resolve,
+    strip_annotations,
+    strip_logical_types,
+)
+from stream_anon.schema import Field as SchemaField
+from stream_anon.schema.codegen import generate, literal
+from stream_anon.schema.values import Getter, pii_values_function, values_at
 
-PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 # The form the Avro specification gives a name; every field name must have it.
 AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-# A pii field's reader: (entity, path, the function that collects its raw values from a record).
-Getter = tuple[str, str, Callable[[dict[str, Any]], Sequence[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,68 +148,52 @@ class _Built:
 
 
 class _Compiler:
-    def __init__(self, keys: Keys, tag_policy: dict[str, Any] | None, scanner: TextScanner | None) -> None:
+    """Walks the schema model of one writer schema, and builds its record functions and derived schema."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        tag_policy: dict[str, Any] | None,
+        scanner: TextScanner | None,
+        record_function: Callable[[list[tuple[str, _Built]]], RecordFunction],
+    ) -> None:
         self.keys = keys
         self.policy = tag_policy or {}
         self.scanner = scanner
         self.problems: list[Problem] = []
-        self.named: dict[str, Any] = {}  # full name -> definition as written
         self.derived_named: set[str] = set()
         self.pii: list[PiiField] = []
         self.pii_getters: list[Getter] = []
         self.generated: set[str] = set()
         self.rules: list[FieldRule] = []
         self.batch_steps: list[_BatchStep] = []
+        self.record_function = record_function
 
     def problem(self, path: str, message: str, code: str = "invalid_rule") -> None:
         self.problems.append(Problem(path, code, message))
 
-    # --- named types --------------------------------------------------------------------------------
-
-    def fullname(self, schema: dict[str, Any], namespace: str | None) -> str:
-        name = str(schema.get("name", ""))
-        if "." in name:
-            return name
-        ns = schema.get("namespace", namespace)
-        return f"{ns}.{name}" if ns else name
-
-    def resolve(self, avro: Any, namespace: str | None) -> Any:
-        if isinstance(avro, str) and avro not in PRIMITIVES:
-            for candidate in (avro, f"{namespace}.{avro}" if namespace else avro):
-                if candidate in self.named:
-                    return self.named[candidate]
-            raise RuleError(f"unknown type {avro}")
-        if isinstance(avro, dict) and avro.get("type") in ("record", "enum", "fixed"):
-            self.named.setdefault(self.fullname(avro, namespace), avro)
-        return avro
-
     # --- records --------------------------------------------------------------------------------------
 
-    def record(
-        self, schema: dict[str, Any], path: str, namespace: str | None
-    ) -> tuple[Callable[[dict[str, Any], Ctx], dict[str, Any]], dict[str, Any]]:
-        full = self.fullname(schema, namespace)
-        ns = full.rpartition(".")[0] or None
-        self.named[full] = schema
+    def record(self, node: Record) -> tuple[RecordFunction, dict[str, Any]]:
+        schema = node.schema
         default = schema.get("anon.default")
         steps: list[tuple[str, _Built]] = []
         derived_fields: list[dict[str, Any]] = []
-        for f in schema.get("fields", []):
-            name = f["name"]
-            fpath = f"{path}.{name}" if path else name
+        for f in node.fields:
+            name = f.schema.get("name")
             if not (isinstance(name, str) and AVRO_NAME.fullmatch(name)):
                 # fastavro reads any string as a field name; a path is built from names joined by dots,
                 # so a name with a dot (or none at all) would make two fields share one path
-                self.problem(fpath, f"field name {name!r} is not an Avro name ([A-Za-z_][A-Za-z0-9_]*)")
+                self.problem(f.path, f"field name {name!r} is not an Avro name ([A-Za-z_][A-Za-z0-9_]*)")
                 continue
             try:
-                built = self.field(f, fpath, ns, default)
+                built = self.field(f, default)
             except RuleError as exc:
-                self.problem(fpath, str(exc))
+                self.problem(f.path, str(exc))
                 continue
             if built is None:
                 continue  # dropped
-            derived = {k: v for k, v in f.items() if k not in ANNOTATIONS and k != TAGS}
+            derived = {k: v for k, v in f.schema.items() if k not in ANNOTATIONS and k != TAGS}
             derived["type"] = built.out_type
             if built.changed:
                 derived.pop("default", None)
@@ -206,33 +203,33 @@ class _Compiler:
             steps.append((name, built))
         derived_schema = {k: v for k, v in schema.items() if k not in ANNOTATIONS and k != "fields"}
         derived_schema["fields"] = derived_fields
-        return _record_fn(steps), derived_schema
+        return self.record_function(steps), derived_schema
 
-    def field(self, f: dict[str, Any], path: str, namespace: str | None, default: Any) -> _Built | None:
-        entity = f.get("pii")
+    def field(self, f: SchemaField, default: Any) -> _Built | None:
+        entity = f.schema.get("pii")
         if entity is not None and not isinstance(entity, str):
             raise RuleError("pii must be an entity name such as EMAIL_ADDRESS")
-        spec, source = self.rule_for(f, default)
-        ftype = f["type"]
+        spec, source = self.rule_for(f.schema, default)
+        node = f.node
         if entity:
-            self.pii.append(PiiField(path, entity))
-            self.pii_getters.append((entity, path, _getter(f["name"], path)))
+            self.pii.append(PiiField(f.path, entity))
+            self.pii_getters.append((entity, f.path, values_at(f.path)))
         if spec is None:
-            if self._is_record(ftype, namespace):
-                return self.typed(ftype, path, namespace, None, entity, source)
+            if _holds_record(node):
+                return self.typed(node, None, entity, source)
             self.problem(
-                path,
+                f.path,
                 "no anon annotation, record default or tag policy covers this field",
                 "unannotated_field",
             )
-            self.rules.append(FieldRule(path, _type_name(ftype), entity, "(none)", "none", None))
+            self.rules.append(FieldRule(f.path, _type_name(node.written), entity, "(none)", "none", None))
             return None
         if _removes_field(spec):
-            self.rules.append(FieldRule(path, _type_name(ftype), entity, spec["op"], source, None))
+            self.rules.append(FieldRule(f.path, _type_name(node.written), entity, spec["op"], source, None))
             return None
-        return self.typed(ftype, path, namespace, spec, entity, source)
+        return self.typed(node, spec, entity, source)
 
-    def rule_for(self, f: dict[str, Any], default: Any) -> tuple[dict[str, Any] | None, str]:
+    def rule_for(self, f: Mapping[str, Any], default: Any) -> tuple[dict[str, Any] | None, str]:
         if "anon" in f:
             return _spec(f["anon"]), "field"
         for tag in f.get(TAGS, []) or []:
@@ -242,112 +239,69 @@ class _Compiler:
             return _spec(default), "default"
         return None, "none"
 
-    def _is_record(self, avro: Any, namespace: str | None) -> bool:
-        resolved = self.resolve(avro, namespace)
-        if isinstance(resolved, list):
-            non_null = [b for b in resolved if b != "null"]
-            return len(non_null) == 1 and self._is_record(non_null[0], namespace)
-        if isinstance(resolved, dict) and resolved.get("type") in ("array", "map"):
-            return self._is_record(resolved.get("items", resolved.get("values")), namespace)
-        return isinstance(resolved, dict) and resolved.get("type") == "record"
-
     # --- types ----------------------------------------------------------------------------------------
 
-    def typed(
-        self,
-        avro: Any,
-        path: str,
-        namespace: str | None,
-        spec: dict[str, Any] | None,
-        entity: str | None,
-        source: str,
-    ) -> _Built:
-        """How a value of ``avro`` is transformed under ``spec``."""
-        resolved = self.resolve(avro, namespace)
-        if isinstance(resolved, list):
-            non_null = [b for b in resolved if b != "null"]
-            if len(non_null) == 1 and len(resolved) == 2:
-                inner = self.typed(non_null[0], path, namespace, spec, entity, source)
+    def typed(self, node: Node, spec: dict[str, Any] | None, entity: str | None, source: str) -> _Built:
+        """How a value of ``node``'s type is transformed under ``spec``."""
+        path = node.path
+        if isinstance(node, Union):
+            non_null = [b for b in node.branches if b.kind != "null"]
+            if len(non_null) == 1 and len(node.branches) == 2:
+                inner = self.typed(non_null[0], spec, entity, source)
                 out = inner.out_type
-                out_union = (
-                    out
-                    if isinstance(out, list)
-                    else ["null", out]
-                    if resolved[0] == "null"
-                    else [out, "null"]
-                )
+                null_first = node.branches[0].kind == "null"
+                out_union = out if isinstance(out, list) else ["null", out] if null_first else [out, "null"]
                 nullable = inner.fn is not None
                 return _Built(inner.apply(), out_union, inner.changed, inner.may_defer, inner.where, nullable)
-            return self.leaf(avro, resolved, path, spec, entity, source)
-        if isinstance(resolved, dict) and resolved.get("type") == "array":
-            inner = self.typed(resolved["items"], f"{path}[]", namespace, spec, entity, source)
-            derived = {**{k: v for k, v in resolved.items() if k not in ANNOTATIONS}, "items": inner.out_type}
+            return self.leaf(node, spec, entity, source)
+        if isinstance(node, Array | Map):
+            inner = self.typed(node.items if isinstance(node, Array) else node.values, spec, entity, source)
+            slot = "items" if isinstance(node, Array) else "values"
+            derived = {**{k: v for k, v in node.schema.items() if k not in ANNOTATIONS}, slot: inner.out_type}
             fn = inner.apply()
+            container = _array if isinstance(node, Array) else _map
             return _Built(
-                None if fn is None else _array(fn, inner.may_defer),
+                None if fn is None else container(fn, inner.may_defer),
                 derived,
                 inner.changed,
                 inner.may_defer,
                 inner.where,
             )
-        if isinstance(resolved, dict) and resolved.get("type") == "map":
-            inner = self.typed(resolved["values"], f"{path}{{}}", namespace, spec, entity, source)
-            derived = {
-                **{k: v for k, v in resolved.items() if k not in ANNOTATIONS},
-                "values": inner.out_type,
-            }
-            fn = inner.apply()
-            return _Built(
-                None if fn is None else _map(fn, inner.may_defer),
-                derived,
-                inner.changed,
-                inner.may_defer,
-                inner.where,
-            )
-        if isinstance(resolved, dict) and resolved.get("type") == "record":
-            full = self.fullname(resolved, namespace)
+        if isinstance(node, Record | Recursive):
+            full = node.fullname
             if spec is not None:
                 if operation_named(spec["op"]).passes_through:
                     self.rules.append(FieldRule(path, full, entity, spec["op"], source, full))
+                    kept_whole = full not in self.derived_named and isinstance(node, Record)
                     return _Built(
-                        None,
-                        strip_annotations(resolved) if full not in self.derived_named else full,
-                        False,
-                        False,
-                        path,
+                        None, strip_annotations(node.schema) if kept_whole else full, False, False, path
                     )
                 raise RuleError(
                     f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole"
                 )
-            if full in self.derived_named:
+            if full in self.derived_named or isinstance(node, Recursive):
                 raise RuleError(f"record {full} is used twice; define it once per schema")
             self.derived_named.add(full)
-            fn, derived = self.record(resolved, path, namespace)
+            fn, derived = self.record(node)
             return _Built(fn, derived, False, True, None)
-        return self.leaf(avro, resolved, path, spec, entity, source)
+        if isinstance(node, Unknown):
+            raise RuleError(f"unknown type {node.written}")
+        return self.leaf(node, spec, entity, source)
 
-    def leaf(
-        self,
-        avro: Any,
-        resolved: Any,
-        path: str,
-        spec: dict[str, Any] | None,
-        entity: str | None,
-        source: str,
-    ) -> _Built:
+    def leaf(self, node: Node, spec: dict[str, Any] | None, entity: str | None, source: str) -> _Built:
         """A value the operation takes whole: a primitive, an enum or fixed, or a union of several types."""
         if spec is None:
             raise RuleError("no rule")
         op_cls = operation_named(spec["op"])
-        kind = resolved.get("type") if isinstance(resolved, dict) else None
+        avro, resolved, path = node.written, node.schema, node.path
         value_type = resolved
-        if isinstance(resolved, list):
+        if isinstance(node, Union):
             if not op_cls.whole_values:
                 raise RuleError(f"unions of several non-null types take only {_whole_value_operations()}")
-        elif kind in NAMED_VALUE_TYPES:
-            if kind not in op_cls.named_kinds:
-                raise RuleError(f"{spec['op']} cannot apply to an {kind}")
-            value_type = NAMED_VALUE_TYPES[kind]  # what the operation sees: the symbol, or the bytes
+        elif isinstance(node, Enum | Fixed):
+            if node.kind not in op_cls.named_kinds:
+                raise RuleError(f"{spec['op']} cannot apply to an {node.kind}")
+            value_type = NAMED_VALUE_TYPES[node.kind]  # what the operation sees: the symbol, or the bytes
         op = op_cls(spec, value_type, self.keys)
         out_type = avro if op.passes_through else op.output_type()
         if out_type == resolved:
@@ -377,6 +331,18 @@ class _Compiler:
 
 # The value a named leaf type holds, as an operation sees it: an enum's symbol, a fixed's bytes.
 NAMED_VALUE_TYPES = {"enum": "string", "fixed": "bytes"}
+
+
+def _holds_record(node: Node) -> bool:
+    """Whether a value of ``node``'s type is, or holds, a record (which annotates its own fields)."""
+    if isinstance(node, Union):
+        non_null = [b for b in node.branches if b.kind != "null"]
+        return len(non_null) == 1 and _holds_record(non_null[0])
+    if isinstance(node, Array):
+        return _holds_record(node.items)
+    if isinstance(node, Map):
+        return _holds_record(node.values)
+    return isinstance(node, Record | Recursive)
 
 
 def _removes_field(spec: dict[str, Any]) -> bool:
@@ -415,45 +381,6 @@ def _type_name(avro: Any) -> str:
     return str(avro)
 
 
-def _getter(name: str, path: str) -> Callable[[dict[str, Any]], Sequence[Any]]:
-    """Collect the raw values at a dotted path (through nested records, arrays and maps)."""
-    parts = path.replace("[]", "").replace("{}", "").split(".")
-
-    def get(record: dict[str, Any]) -> Sequence[Any]:
-        values: list[Any] = [record]
-        for part in parts:
-            nxt: list[Any] = []
-            for v in values:
-                if isinstance(v, dict):
-                    child = v.get(part)
-                    if isinstance(child, list):
-                        nxt.extend(child)
-                    elif isinstance(child, dict) and part != parts[-1]:
-                        nxt.append(child)
-                    elif isinstance(child, dict):
-                        nxt.extend(child.values())
-                    elif child is not None:
-                        nxt.append(child)
-            values = nxt
-        return values
-
-    if "[]" in path or "{}" in path:
-        return get
-
-    def get_plain(record: dict[str, Any]) -> Sequence[Any]:
-        # A path through plain records, the common case: a chain of lookups, one value or none.
-        value: Any = record
-        for part in parts:
-            value = value.get(part) if value.__class__ is dict else None
-        if value is None:
-            return ()
-        if value.__class__ is dict or value.__class__ is list:
-            return get(record)  # a map or array field itself
-        return (value,)
-
-    return get_plain
-
-
 def _nullable(inner: Apply) -> Apply:
     return lambda value, ctx: None if value is None else inner(value, ctx)
 
@@ -486,35 +413,82 @@ def _map(inner: Apply, may_defer: bool) -> Apply:
     return apply
 
 
-def _record_fn(steps: list[tuple[str, _Built]]) -> Callable[[dict[str, Any], Ctx], dict[str, Any]]:
-    """One record's function: kept fields copied, then each rule applied, as straight-line code.
+RecordFunction = Callable[[dict[str, Any], Ctx], dict[str, Any]]
 
-    The function is generated from the steps (as ``dataclasses`` does for ``__init__``): one line per
-    field, and no loop, tuple unpacking or wrapper per value (bench/README.md, row 14, has what that
-    saved). Only field names (through ``repr``) and the names of the namespace below go into the
-    source; the rules' functions are passed in, never written out.
 
+def _record_parts(
+    steps: list[tuple[str, _Built]],
+) -> tuple[list[str], list[tuple[str, _Built]], list[tuple[str, Apply, bool]]]:
+    """A record's steps in the order they run: fields kept as they are, leaf rules (which report their
+    own path), then nested records and batched fields (function, whether it may defer)."""
+    kept = [name for name, b in steps if b.fn is None]
+    leaves = [(name, b) for name, b in steps if b.fn is not None and not b.may_defer and b.where is not None]
+    later: list[tuple[str, Apply, bool]] = []
+    for name, b in steps:
+        fn = b.apply()
+        if fn is not None and (b.may_defer or b.where is None):
+            later.append((name, fn, b.may_defer))
+    return kept, leaves, later
+
+
+def interpreted_record_function(steps: list[tuple[str, _Built]]) -> RecordFunction:
+    """One record's function as a loop over its steps: the specification of ``record_function``.
+
+    Kept fields are copied, then each leaf rule is applied, then nested records and batched fields run.
     A failing value is reported at its field's path (``ctx.path``, set once, innermost first). Values
-    are read before the ``try``, and nested records, which report their own fields, run after it, so a
+    are read before any rule runs, and nested records, which report their own fields, run after, so a
     value that is not a record at all is a schema mismatch (``KeyError``, ``TypeError``), not a rule
     failure.
     """
+    kept, leaves, later = _record_parts(steps)
+
+    def apply(record: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+        out = {name: record[name] for name in kept}
+        values = [record[name] for name, _ in leaves]
+        where: str | None = ""
+        try:
+            for (name, b), value in zip(leaves, values, strict=True):
+                where = b.where
+                assert b.fn is not None
+                out[name] = None if value is None and b.nullable else b.fn(value, ctx)
+        except ValueRuleError:
+            ctx.path = ctx.path or where or ""
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            ctx.path = ctx.path or where or ""
+            raise _converted(exc) from None
+        for name, fn, may_defer in later:
+            value = fn(record[name], ctx)
+            out[name] = value
+            if may_defer and value.__class__ is Deferred:
+                value.container, value.key = out, name
+        return out
+
+    return apply
+
+
+def record_function(steps: list[tuple[str, _Built]]) -> RecordFunction:
+    """One record's function, generated: ``interpreted_record_function`` written out as straight-line code,
+    one line per field, with no loop, tuple unpacking or wrapper per value, since it runs for every record.
+    Only field names (``literal``) and names of the namespace below go into the source; the rules'
+    functions are passed in, never written out.
+    """
+    kept, leaves, later = _record_parts(steps)
     namespace: dict[str, Any] = {
         "Deferred": Deferred,
         "ValueRuleError": ValueRuleError,
         "_converted": _converted,
     }
-    kept = [f"{name!r}: record[{name!r}]" for name, b in steps if b.fn is None]
-    lines = [f"    out = {{{', '.join(kept)}}}"]
-    leaves = [(name, b) for name, b in steps if b.fn is not None and not b.may_defer and b.where is not None]
+    copied = [f"{literal(name)}: record[{literal(name)}]" for name in kept]
+    lines = ["def apply(record, ctx):", f"    out = {{{', '.join(copied)}}}"]
     for i, (name, _) in enumerate(leaves):
-        lines.append(f"    v{i} = record[{name!r}]")
+        lines.append(f"    v{i} = record[{literal(name)}]")
     if leaves:
         lines += ["    where = ''", "    try:"]
         for i, (name, b) in enumerate(leaves):
             namespace[f"f{i}"] = b.fn
             call = f"None if v{i} is None else f{i}(v{i}, ctx)" if b.nullable else f"f{i}(v{i}, ctx)"
-            lines += [f"        where = {b.where!r}", f"        out[{name!r}] = {call}"]
+            lines += [f"        where = {literal(b.where or '')}", f"        out[{literal(name)}] = {call}"]
         lines += [
             "    except ValueRuleError:",
             "        ctx.path = ctx.path or where",
@@ -523,65 +497,25 @@ def _record_fn(steps: list[tuple[str, _Built]]) -> Callable[[dict[str, Any], Ctx
             "        ctx.path = ctx.path or where",
             "        raise _converted(exc) from None",
         ]
-    for i, (name, b) in enumerate(steps):
-        fn = b.apply()
-        if fn is None or not (b.may_defer or b.where is None):
-            continue
+    for i, (name, fn, may_defer) in enumerate(later):
         namespace[f"g{i}"] = fn
-        if b.may_defer:
+        if may_defer:
             lines += [
-                f"    value = g{i}(record[{name!r}], ctx)",
-                f"    out[{name!r}] = value",
+                f"    value = g{i}(record[{literal(name)}], ctx)",
+                f"    out[{literal(name)}] = value",
                 "    if value.__class__ is Deferred:",
-                f"        value.container, value.key = out, {name!r}",
+                f"        value.container, value.key = out, {literal(name)}",
             ]
         else:
-            lines.append(f"    out[{name!r}] = g{i}(record[{name!r}], ctx)")
-    source = "def apply(record, ctx):\n" + "\n".join([*lines, "    return out"]) + "\n"
-    exec(compile(source, "<stream_anon.rules.plan: record function>", "exec"), namespace)
-    apply: Callable[[dict[str, Any], Ctx], dict[str, Any]] = namespace["apply"]
+            lines.append(f"    out[{literal(name)}] = g{i}(record[{literal(name)}], ctx)")
+    lines.append("    return out")
+    apply: RecordFunction = generate("apply", lines, namespace, "record function")
     return apply
 
 
 def _converted(exc: Exception) -> ValueRuleError:
     """A rule's own ``ValueError``/``TypeError``/``OverflowError`` as a failure that names no value."""
     return ValueRuleError(f"{type(exc).__name__} in rule")
-
-
-def _pii_values_fn(getters: list[Getter]) -> Callable[[dict[str, Any]], list[tuple[str, str, str]]]:
-    """``Plan.pii_values``, generated like the record function: the verifier calls it on every record.
-
-    A path through plain records is a chain of lookups written out; a path through arrays or maps,
-    and any value that is not a plain string, goes through ``_collect_values`` with its getter.
-    """
-    lines = ["def pii_values(record):", "    out = []", "    add = out.append"]
-    for i, (entity, path, _) in enumerate(getters):
-        if "[]" in path or "{}" in path:
-            lines.append(f"    collect(getters[{i}], record, out)")
-            continue
-        lines.append("    v = record")
-        for part in path.split("."):
-            lines.append(f"    v = v.get({part!r}) if v.__class__ is dict else None")
-        lines += [
-            "    if v.__class__ is str:",
-            f"        add(({entity!r}, {path!r}, v))",
-            "    elif v is not None:",
-            f"        collect(getters[{i}], record, out)",
-        ]
-    lines.append("    return out")
-    namespace: dict[str, Any] = {"collect": _collect_values, "getters": tuple(getters)}
-    exec(compile("\n".join(lines) + "\n", "<stream_anon.rules.plan: pii_values>", "exec"), namespace)
-    pii_values: Callable[[dict[str, Any]], list[tuple[str, str, str]]] = namespace["pii_values"]
-    return pii_values
-
-
-def _collect_values(getter: Getter, record: dict[str, Any], out: list[tuple[str, str, str]]) -> None:
-    entity, path, get = getter
-    for value in get(record):
-        if value.__class__ is str:
-            out.append((entity, path, value))
-        elif isinstance(value, (str, int)) and not isinstance(value, bool):
-            out.append((entity, path, str(value)))
 
 
 class Plan:
@@ -603,7 +537,7 @@ class Plan:
         self.generated_paths = frozenset(compiler.generated)
         self.field_rules = list(compiler.rules)
         self._apply = apply_record
-        self._pii_values = _pii_values_fn(compiler.pii_getters)
+        self._pii_values = pii_values_function(compiler.pii_getters)
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The record's raw values of ``"pii"`` fields as text: (entity, path, value)."""
@@ -663,13 +597,20 @@ def compile_plan(
     *,
     tag_policy: dict[str, Any] | None = None,
     scanner: TextScanner | None = None,
+    record_functions: Callable[[list[tuple[str, _Built]]], RecordFunction] | None = None,
 ) -> Plan:
-    """Compile a record schema with annotations; raises ``SchemaRulesError`` listing every problem."""
-    compiler = _Compiler(keys, tag_policy, scanner)
+    """Compile a record schema with annotations; raises ``SchemaRulesError`` listing every problem.
+
+    ``record_functions`` builds each record's function (default: generated, ``record_function``; the
+    property tests pass ``interpreted_record_function``)."""
+    compiler = _Compiler(keys, tag_policy, scanner, record_functions or record_function)
     if not isinstance(writer_schema, dict) or writer_schema.get("type") != "record":
         raise SchemaRulesError([Problem("", "invalid_rule", "top-level schema must be a record")])
+    root = resolve(writer_schema)
+    if not isinstance(root, Record):
+        raise SchemaRulesError([Problem("", "invalid_rule", "top-level schema must be a record")])
     try:
-        apply_record, derived = compiler.record(writer_schema, "", None)
+        apply_record, derived = compiler.record(root)
     except RuleError as exc:
         raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
     if compiler.problems:

@@ -1,0 +1,107 @@
+"""The raw values at a field's path in a decoded record: how ``Plan.pii_values`` reads ``"pii"`` fields.
+
+``values_at(path)`` walks the values along a path (through nested records, arrays and maps), whatever
+their shape; it is the specification. ``pii_values_function`` writes the same reads out as one generated
+function for all of a schema's ``"pii"`` fields: a path through plain records becomes a chain of lookups,
+and a path through arrays or maps, or a value that is not a string, falls back to ``values_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from stream_anon.schema.codegen import generate, literal
+
+ValuesAt = Callable[[dict[str, Any]], Sequence[Any]]
+# A pii field's reader: (entity, path, the function that collects its raw values from a record).
+Getter = tuple[str, str, ValuesAt]
+PiiValues = Callable[[dict[str, Any]], list[tuple[str, str, str]]]
+
+
+def through_containers(path: str) -> bool:
+    return "[]" in path or "{}" in path
+
+
+def values_at(path: str) -> ValuesAt:
+    """Collect the raw values at a path (through nested records, arrays and maps)."""
+    parts = path.replace("[]", "").replace("{}", "").split(".")
+
+    def get(record: dict[str, Any]) -> Sequence[Any]:
+        values: list[Any] = [record]
+        for part in parts:
+            nxt: list[Any] = []
+            for v in values:
+                if isinstance(v, dict):
+                    child = v.get(part)
+                    if isinstance(child, list):
+                        nxt.extend(child)
+                    elif isinstance(child, dict) and part != parts[-1]:
+                        nxt.append(child)
+                    elif isinstance(child, dict):
+                        nxt.extend(child.values())
+                    elif child is not None:
+                        nxt.append(child)
+            values = nxt
+        return values
+
+    if through_containers(path):
+        return get
+
+    def get_plain(record: dict[str, Any]) -> Sequence[Any]:
+        # A path through plain records, the common case: a chain of lookups, one value or none.
+        value: Any = record
+        for part in parts:
+            value = value.get(part) if value.__class__ is dict else None
+        if value is None:
+            return ()
+        if value.__class__ is dict or value.__class__ is list:
+            return get(record)  # a map or array field itself
+        return (value,)
+
+    return get_plain
+
+
+def collect_values(getter: Getter, record: dict[str, Any], out: list[tuple[str, str, str]]) -> None:
+    """Append the text of each value ``getter`` reads (strings, and integers as digits)."""
+    entity, path, get = getter
+    for value in get(record):
+        if value.__class__ is str:
+            out.append((entity, path, value))
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            out.append((entity, path, str(value)))
+
+
+def interpreted_pii_values(getters: Sequence[Getter]) -> PiiValues:
+    """``pii_values_function``'s specification: each getter's values, in order."""
+
+    def pii_values(record: dict[str, Any]) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for getter in getters:
+            collect_values(getter, record, out)
+        return out
+
+    return pii_values
+
+
+def pii_values_function(getters: Sequence[Getter]) -> PiiValues:
+    """``Plan.pii_values``, generated: the verifier calls it on every record."""
+    lines = ["def pii_values(record):", "    out = []", "    add = out.append"]
+    for i, (entity, path, _) in enumerate(getters):
+        if through_containers(path):
+            lines.append(f"    collect(getters[{i}], record, out)")
+            continue
+        lines.append("    v = record")
+        for part in path.split("."):
+            lines.append(f"    v = v.get({literal(part)}) if v.__class__ is dict else None")
+        lines += [
+            "    if v.__class__ is str:",
+            f"        add(({literal(entity)}, {literal(path)}, v))",
+            "    elif v is not None:",
+            f"        collect(getters[{i}], record, out)",
+        ]
+    lines.append("    return out")
+    function: PiiValues = generate(
+        "pii_values", lines, {"collect": collect_values, "getters": tuple(getters)}, "pii_values"
+    )
+    return function
