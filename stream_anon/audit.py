@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from stream_anon.detection import TextScanner
 from stream_anon.detection.validated import DEFAULT, DetectorSet, partial_mask
 from stream_anon.walk import Walker, compile_walker, walk_untyped
+from stream_anon.wire import WireError
 
 MAX_EXAMPLES = 3
 
@@ -359,7 +360,7 @@ class Auditor:
 # --- the whole run --------------------------------------------------------------------------------
 
 Decode = Callable[[bytes | None], tuple[dict[str, Any], Any]]
-"""Decodes a message value to (record, writer schema); raises an exception with a ``reason`` attribute."""
+"""Decodes a message value to (record, writer schema); raises ``WireError`` when it cannot."""
 
 
 def run_audit(
@@ -376,9 +377,10 @@ def run_audit(
             record, schema = decode(message.value)
         except AuditError:
             raise
+        except WireError as exc:
+            auditor.undecodable(exc.kind.value)
         except Exception as exc:
-            reason = getattr(exc, "reason", None)
-            auditor.undecodable(str(reason) if reason is not None else type(exc).__name__)
+            auditor.undecodable(type(exc).__name__)
         else:
             auditor.add(record, schema)
         if progress is not None:
