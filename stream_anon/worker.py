@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from stream_anon import heap
+from stream_anon.acls import AUTHORIZATION_ERRORS, missing_rights, refused
 from stream_anon.config import Settings
 from stream_anon.pipeline import Pipeline
 from stream_anon.records import (
@@ -85,6 +86,15 @@ class NullObserver:
     def broker(self, up: bool) -> None: ...
     def stats(self, stats_json: str) -> None: ...
     def broker_stats(self, stats_json: str) -> None: ...
+
+
+class WriteRefused(Exception):
+    """The broker refused a write for want of a right: retrying cannot help, the worker stops."""
+
+    def __init__(self, code: int, topic: str | None) -> None:
+        super().__init__(f"{KafkaError(code).name()} on {topic}")
+        self.code = code
+        self.topic = topic
 
 
 class BatchAborted(Exception):
@@ -176,6 +186,7 @@ class Source:
             **settings.librdkafka(),
         }
         self._observer = observer
+        self._settings = settings
         self._on_revoke_cb = on_revoke
         self.consumer = Consumer(conf)
         self.assigned: set[tuple[str, int]] = set()
@@ -190,7 +201,7 @@ class Source:
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._observer.broker(False)
-        if err.fatal():
+        if err.fatal() or err.code() in AUTHORIZATION_ERRORS:
             self.fatal = err
         log.warning("consumer_error", code=err.name(), error=err.str())
 
@@ -229,6 +240,8 @@ class Source:
                     raise WorkerError(f"consumer failed: {err.str()}")
                 if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise WorkerError(f"input topic {msg.topic()} does not exist")
+                if err.code() in AUTHORIZATION_ERRORS:
+                    raise WorkerError(refused(self._settings, err.code(), msg.topic()))
                 log.warning("consume_error", code=err.name(), error=err.str())
                 continue
             rec = to_input(msg)
@@ -273,6 +286,7 @@ class _Producing:
         # What this batch has produced, and the writes reported failed, matched after the flush.
         self._produced: list[list[Outcome]] = []
         self._undelivered: list[tuple[KafkaError, str | None, bytes | None]] = []
+        self._refusals: list[tuple[KafkaError, str | None, bytes | None]] = []
 
     def reset(self) -> None:
         """Forget the last batch's writes (at the start of each batch)."""
@@ -353,10 +367,13 @@ class _Producing:
 
     def check_failures(self) -> None:
         """After a flush: any failed write aborts the batch; permanent rejections are named for the retry."""
+        self._refusals = [u for u in self._undelivered if u[0].code() in AUTHORIZATION_ERRORS]
         if self._undelivered:
             self._resolve_undelivered()
         if not self.failures:
             return
+        for err, topic, _ in self._refusals:
+            raise WriteRefused(err.code(), topic)
         failures, self.failures = self.failures, {}
         rejected = {k: e.name() for k, e in failures.items() if e.code() in _PERMANENT_PRODUCE_ERRORS}
         codes = sorted({e.name() for e in failures.values()})
@@ -391,8 +408,15 @@ class ExactlyOnce(_Producing):
         )
         super().__init__(producer, settings.output_topic, settings.dlq_topic)
         self._timeout = settings.shutdown_timeout_s
+        self._settings = settings
         # Fences an earlier instance with the same transactional id and aborts its hanging transaction.
-        _retry_retriable(lambda: producer.init_transactions(self._timeout), "init_transactions")
+        try:
+            _retry_retriable(lambda: producer.init_transactions(self._timeout), "init_transactions")
+        except KafkaException as exc:
+            code = exc.args[0].code()
+            if code in AUTHORIZATION_ERRORS:
+                raise WorkerError(refused(settings, code)) from None
+            raise WorkerError(f"cannot start transactions: {exc.args[0].str()}") from None
 
     def begin(self) -> None:
         self.reset()
@@ -413,6 +437,8 @@ class ExactlyOnce(_Producing):
             _retry_retriable(lambda: self.producer.commit_transaction(self._timeout), "commit_transaction")
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
+            if err.code() in AUTHORIZATION_ERRORS:
+                raise WorkerError(refused(self._settings, err.code())) from None
             if err.txn_requires_abort():
                 self.abort()
                 raise BatchAborted(f"transaction aborted: {err.name()}") from None
@@ -480,13 +506,26 @@ def check_topics(settings: Settings, timeout_s: float = 30.0, topics: list[str] 
 
     ``topics`` defaults to the input, output and dead-letter topics of ``settings``.
     """
-    admin = AdminClient(settings.librdkafka())
+    errors: list[KafkaError] = []
+    conf: dict[str, Any] = {**settings.librdkafka(), "error_cb": errors.append}
+    admin = AdminClient(conf)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
+        # the client's own last error says why (authentication, TLS handshake, refused connection)
+        causes = [e.str() for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
+        why = causes[-1] if causes else exc.args[0].str()
         raise WorkerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout_s:.0f}s: {exc.args[0].str()}"
+            f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout_s:.0f}s: {why}"
         ) from None
+    if topics is None:
+        missing_acls = missing_rights(admin, settings, timeout_s)
+        if missing_acls:
+            rights = "; ".join(f"{a.right} to {a.why}" for a in missing_acls)
+            raise WorkerError(
+                f"not authorized: the worker needs {rights}; "
+                "`stream-anon acls --config FILE` prints the ACLs the worker needs"
+            )
     wanted = [*settings.input_topics, settings.output_topic, settings.dlq_topic] if topics is None else topics
     missing = [t for t in wanted if t not in metadata.topics]
     if missing:
@@ -602,6 +641,8 @@ class Worker:
         try:
             while not self._stop.is_set():
                 if self.source.fatal is not None:
+                    if self.source.fatal.code() in AUTHORIZATION_ERRORS:
+                        raise WorkerError(refused(s, self.source.fatal.code()))
                     raise WorkerError(f"consumer failed: {self.source.fatal.str()}")
                 self._observer.loop()
                 t0 = time.perf_counter()
@@ -615,6 +656,8 @@ class Worker:
                 last_records = time.monotonic()
                 self._observer.stage("consume", time.perf_counter() - t0)
                 self._handle(batch)
+        except WriteRefused as exc:
+            raise WorkerError(refused(s, exc.code, exc.topic)) from None
         except (KafkaException, SystemError) as exc:
             # fatal client errors, such as being fenced by a newer instance with our transactional id;
             # librdkafka may surface one raised inside a callback as a SystemError wrapping it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stream_anon import __version__
+from stream_anon.cli.acls import acls
 from stream_anon.cli.analytics import aggregate, risk
 from stream_anon.cli.audit import audit
 from stream_anon.cli.demo import demo
@@ -27,5 +28,5 @@ main.add_command(run)
 main.add_command(anonymize)
 main.add_command(demo)
 main.add_command(audit)
-for command in (lint, catalog, schemas, keys, detokenize_command, aggregate, risk):
+for command in (lint, catalog, schemas, keys, detokenize_command, aggregate, risk, acls):
     main.add_command(command)
