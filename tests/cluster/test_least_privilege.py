@@ -1,0 +1,104 @@
+"""A worker holding only the ACLs `stream-anon acls` prints sanitizes exactly once; without any one of them
+it stops at once naming the missing right; other principals are refused what they do not need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from clusterkit import (
+    Scenario,
+    TicketProducer,
+    audit,
+    client,
+    grant,
+    grant_simple,
+    read_committed,
+    revoke_all,
+    run_worker,
+    worker_acls,
+)
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+
+@pytest.fixture(autouse=True)
+def clean_acls() -> None:
+    for principal in ("User:worker", "User:analytics", "User:producer"):
+        revoke_all(principal)
+
+
+def fill(s: Scenario, count: int) -> None:
+    grant_simple("User:producer", "TOPIC", s.raw, "WRITE")
+    producer = TicketProducer(s.raw, count, rate=1e9)
+    producer.run()
+    assert not producer.failed, producer.failed
+
+
+def test_worker_with_only_its_acls_sanitizes_exactly_once(tmp_path: Path) -> None:
+    s = Scenario.create(tmp_path)
+    fill(s, 3000)
+    entries = worker_acls(s.config)
+    assert {(e["principal"], e["operation"]) for e in entries} == {
+        ("User:worker", "READ"),
+        ("User:worker", "WRITE"),
+        ("User:analytics", "READ"),
+    }
+    grant(*entries)
+    done = run_worker(s.config, 300, "--until-idle", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = audit(s, 3000)
+    result.assert_exactly_once()
+    assert (result.sanitized, result.dead_lettered) == (3000, 0)
+    # the analytics reader's share of the same output: it reads every sanitized record
+    assert len(read_committed(s.out, principal="analytics")) == 3000
+
+
+WORKER_RIGHTS = ["raw-read", "group-read", "out-write", "dlq-write", "txn-write"]
+
+
+@pytest.mark.parametrize("missing", range(5), ids=WORKER_RIGHTS)
+def test_without_any_one_acl_the_worker_stops_naming_the_right(tmp_path: Path, missing: int) -> None:
+    s = Scenario.create(tmp_path)
+    fill(s, 50)
+    entries = [e for e in worker_acls(s.config) if e["principal"] == "User:worker"]
+    assert len(entries) == 5
+    withheld = entries.pop(missing)
+    grant(*entries)
+    done = run_worker(s.config, 120, "--until-idle", "10")
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    right = f"{withheld['operation']} on {withheld['resource_type']} '{withheld['resource_name']}'"
+    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error_lines and right in error_lines[-1], output
+    # nothing was published: no sanitized record, and no record dead-lettered for want of a right
+    assert read_committed(s.out, idle_s=1) == []
+    assert read_committed(s.dlq, idle_s=1) == []
+
+
+def refused_read(principal: str, topic: str) -> KafkaError:
+    with pytest.raises(KafkaException) as caught:
+        read_committed(topic, principal=principal, idle_s=1, timeout_s=20)
+    err: KafkaError = caught.value.args[0]
+    return err
+
+
+def test_principals_are_refused_what_they_do_not_need(tmp_path: Path) -> None:
+    s = Scenario.create(tmp_path)
+    fill(s, 20)
+    grant(*worker_acls(s.config))
+    assert run_worker(s.config, 120, "--until-idle", "5").returncode == 0
+
+    # analytics: the sanitized topic, never the raw records nor the dead letters (which carry raw bytes)
+    assert len(read_committed(s.out, principal="analytics")) == 20
+    assert refused_read("analytics", s.raw).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert refused_read("analytics", s.dlq).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # the producer of raw records cannot read what the worker published
+    assert refused_read("producer", s.out).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # the worker cannot write where it only reads
+    delivered: list[KafkaError | None] = []
+    p = Producer(client("worker", **{"message.timeout.ms": 15000}))
+    p.produce(s.raw, b"x", on_delivery=lambda err, _m: delivered.append(err))
+    p.flush(20)
+    assert delivered and delivered[0] is not None
+    assert delivered[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
