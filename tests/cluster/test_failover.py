@@ -3,6 +3,7 @@ input id with read_committed. The worker runs with only its ACLs; the producer i
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,11 @@ def run_stream(tmp_path: Path, disrupt: Callable[[Scenario], None]) -> None:
     result = audit(s, COUNT)
     result.assert_exactly_once()
     assert (result.sanitized, result.dead_lettered) == (COUNT, 0)
+    # the figure docs/reliability.md reports: the longest pause in the sanitized output (its records'
+    # timestamps are set when the worker produces them), printed for `pytest -s`
+    stamps = sorted(m.timestamp()[1] for m in read_committed(s.out))
+    pause = max(b - a for a, b in itertools.pairwise(stamps)) / 1000
+    print(f"\n{tmp_path.name}: {COUNT} records, 0 lost, 0 duplicated; longest output pause {pause:.1f}s")
 
 
 def kill_and_restart(node: int) -> None:
