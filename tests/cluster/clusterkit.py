@@ -112,6 +112,18 @@ def grant_simple(principal: str, resource: str, name: str, operation: str) -> No
     )
 
 
+def revoke(entry: dict[str, Any]) -> None:
+    """Delete one ACL, as `stream-anon acls --format json` printed it."""
+    b = binding(entry)
+    exact = AclBindingFilter(
+        b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+    )
+    a = admin()
+    for fut in a.delete_acls([exact]).values():
+        assert fut.result(30), f"no such ACL: {entry}"
+    wait_acls_applied()
+
+
 def revoke_all(principal: str) -> None:
     f = AclBindingFilter(
         ResourceType.ANY,
@@ -224,12 +236,12 @@ class TicketProducer(threading.Thread):
     """Writes ``count`` ticket records as User:producer at about ``rate`` per second; survives failovers
     (idempotent, acks=all, a long message timeout): a failover may delay a record, never drop or repeat it."""
 
-    def __init__(self, topic: str, count: int, rate: float) -> None:
+    def __init__(self, topic: str, count: int, rate: float, first: int = 0) -> None:
         super().__init__(daemon=True, name=f"producer-{topic}")
         from faultkit import TICKET, ticket  # the fault scenarios' record shape
         from kafkatools import Framer
 
-        self.topic, self.count, self.rate = topic, count, rate
+        self.topic, self.count, self.rate, self.first = topic, count, rate, first
         self.framer, self.ticket = Framer(TICKET), ticket
         self.sent = 0
         self.failed: list[str] = []
@@ -244,8 +256,8 @@ class TicketProducer(threading.Thread):
                 self.failed.append(err.name())
 
         start = time.monotonic()
-        for i in range(self.count):
-            delay = start + i / self.rate - time.monotonic()
+        for i in range(self.first, self.first + self.count):
+            delay = start + (i - self.first) / self.rate - time.monotonic()
             if delay > 0:
                 producer.poll(delay)
             while True:

@@ -22,6 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.slow)  # minutes, and a three-node cluster: not in the quick suite
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,8 +14,11 @@ from clusterkit import (
     grant,
     grant_simple,
     read_committed,
+    revoke,
     revoke_all,
     run_worker,
+    start_worker,
+    wait_until,
     worker_acls,
 )
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -27,9 +30,9 @@ def clean_acls() -> None:
         revoke_all(principal)
 
 
-def fill(s: Scenario, count: int) -> None:
+def fill(s: Scenario, count: int, first: int = 0) -> None:
     grant_simple("User:producer", "TOPIC", s.raw, "WRITE")
-    producer = TicketProducer(s.raw, count, rate=1e9)
+    producer = TicketProducer(s.raw, count, rate=1e9, first=first)
     producer.run()
     assert not producer.failed, producer.failed
 
@@ -73,6 +76,37 @@ def test_without_any_one_acl_the_worker_stops_naming_the_right(tmp_path: Path, m
     # nothing was published: no sanitized record, and no record dead-lettered for want of a right
     assert read_committed(s.out, idle_s=1) == []
     assert read_committed(s.dlq, idle_s=1) == []
+
+
+def test_a_right_revoked_while_running_stops_the_worker_and_a_fixed_restart_finishes_exactly_once(
+    tmp_path: Path,
+) -> None:
+    s = Scenario.create(tmp_path)
+    fill(s, 1000)
+    entries = worker_acls(s.config)
+    grant(*entries)
+    log = tmp_path / "worker.log"
+    worker = start_worker(s.config, log)
+    try:
+        wait_until(lambda: len(read_committed(s.out, idle_s=1)) > 0, 120, "the first sanitized records")
+        write_out = next(e for e in entries if e["resource_name"] == s.out)
+        revoke(write_out)
+        fill(s, 1000, first=1000)
+        worker.wait(120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    output = log.read_text()
+    assert worker.returncode == 2, output[-3000:]
+    assert f"error: not authorized: the worker needs WRITE on TOPIC '{s.out}'" in output
+    assert read_committed(s.dlq, idle_s=1) == [], "a refused write became a dead letter"
+    # the operator restores the right: the restarted worker finishes, every record exactly once
+    grant(write_out)
+    done = run_worker(s.config, 300, "--until-idle", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = audit(s, 2000)
+    result.assert_exactly_once()
+    assert (result.sanitized, result.dead_lettered) == (2000, 0)
 
 
 def refused_read(principal: str, topic: str) -> KafkaError:
