@@ -162,12 +162,18 @@ def refused(settings: Settings, code: int, topic: str | None = None) -> str:
     kind = _REFUSALS.get(code)
     for acl in worker_acls(settings):
         if acl.resource_type == kind and (kind != "TOPIC" or topic is None or acl.resource_name == topic):
-            return f"not authorized: the worker needs {acl.right} to {acl.why}; {_HINT}"
+            return not_authorized([acl])
     return f"not authorized ({KafkaError(code).name()}{f' on topic {topic}' if topic else ''}); {_HINT}"
 
 
 _HINT = "`stream-anon acls --config FILE` prints the ACLs the worker needs"
 _OPERATIONS = {"READ": AclOperation.READ, "WRITE": AclOperation.WRITE, "DESCRIBE": AclOperation.DESCRIBE}
+
+
+def not_authorized(missing: list[Acl]) -> str:
+    """The operator's message for rights the worker lacks."""
+    rights = "; ".join(f"{a.right} to {a.why}" for a in missing)
+    return f"not authorized: the worker needs {rights}; {_HINT}"
 
 
 def missing_rights(admin: AdminClient, settings: Settings, timeout_s: float) -> list[Acl]:

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from stream_anon import heap
-from stream_anon.acls import AUTHORIZATION_ERRORS, missing_rights, refused
+from stream_anon.acls import AUTHORIZATION_ERRORS, missing_rights, not_authorized, refused
 from stream_anon.config import Settings
 from stream_anon.pipeline import Pipeline
 from stream_anon.records import (
@@ -501,6 +501,19 @@ def _retry_retriable(call: Callable[[], None], what: str, attempts: int = 10) ->
             time.sleep(min(0.2 * 2**attempt, 5.0))
 
 
+def check_rights(settings: Settings, timeout_s: float = 10.0) -> None:
+    """Raise a WorkerError naming the rights the worker lacks on its topics and group, if any.
+
+    Run after a failure whose client error does not say why: a transaction that fails because a right
+    was revoked purges its records (_PURGE_QUEUE) and may leave only INVALID_TXN_STATE behind."""
+    try:
+        missing = missing_rights(AdminClient(settings.librdkafka()), settings, timeout_s)
+    except KafkaException:
+        return  # the cluster cannot say: keep the original error
+    if missing:
+        raise WorkerError(not_authorized(missing))
+
+
 def check_topics(settings: Settings, timeout_s: float = 30.0, topics: list[str] | None = None) -> None:
     """Fail fast and clearly when the broker is unreachable or a topic is missing.
 
@@ -513,19 +526,16 @@ def check_topics(settings: Settings, timeout_s: float = 30.0, topics: list[str] 
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         # the client's own last error says why (authentication, TLS handshake, refused connection)
+        admin.poll(0)  # serves the error callbacks queued while list_topics waited
         causes = [e.str() for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
         why = causes[-1] if causes else exc.args[0].str()
         raise WorkerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout_s:.0f}s: {why}"
+            f"cannot reach Kafka at {conf['bootstrap.servers']} within {timeout_s:.0f}s: {why}"
         ) from None
     if topics is None:
-        missing_acls = missing_rights(admin, settings, timeout_s)
-        if missing_acls:
-            rights = "; ".join(f"{a.right} to {a.why}" for a in missing_acls)
-            raise WorkerError(
-                f"not authorized: the worker needs {rights}; "
-                "`stream-anon acls --config FILE` prints the ACLs the worker needs"
-            )
+        lacking = missing_rights(admin, settings, timeout_s)
+        if lacking:
+            raise WorkerError(not_authorized(lacking))
     wanted = [*settings.input_topics, settings.output_topic, settings.dlq_topic] if topics is None else topics
     missing = [t for t in wanted if t not in metadata.topics]
     if missing:
@@ -612,6 +622,7 @@ class Worker:
         self.source: Source | None = None
         self.delivery: Delivery | None = None
         self._watchdog = Watchdog(2 * settings.transaction_timeout_s + 60)
+        self._rights_checked_at = -1e9
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -658,6 +669,9 @@ class Worker:
                 self._handle(batch)
         except WriteRefused as exc:
             raise WorkerError(refused(s, exc.code, exc.topic)) from None
+        except WorkerError:
+            check_rights(s)  # a missing right is the better explanation, when it is the cause
+            raise
         except (KafkaException, SystemError) as exc:
             # fatal client errors, such as being fenced by a newer instance with our transactional id;
             # librdkafka may surface one raised inside a callback as a SystemError wrapping it
@@ -717,12 +731,19 @@ class Worker:
                 "batch_aborted", reason=str(exc), records=len(batch.records), suspects=len(exc.rejected)
             )
             if not exc.rejected:
+                self._check_rights_now_and_then()  # a revoked right must not look like a transient failure
                 time.sleep(0.5)  # a transient failure: do not spin
             return False
         self._suspects.difference_update((r.topic, r.partition, r.offset) for r in batch.records)
         self._observer.transaction(True)
         self._observer.delivered(outcomes, self._settings.output_topic, self._settings.dlq_topic)
         return True
+
+    def _check_rights_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - self._rights_checked_at >= 30.0:
+            self._rights_checked_at = now
+            check_rights(self._settings)
 
     def _apply_rejections(self, outcomes: list[Outcome]) -> list[Outcome]:
         if not self._rejected:

@@ -32,36 +32,40 @@ def sanitized_so_far(s: Scenario) -> int:
     return len(read_committed(s.out, idle_s=1))
 
 
-def run_stream(tmp_path: Path, disrupt: Callable[[Scenario], None]) -> None:
+Disruption = Callable[[Scenario, TicketProducer], None]
+
+
+def run_stream(tmp_path: Path, disrupt: Disruption, count: int = COUNT, rate: float = RATE) -> None:
     s = Scenario.create(tmp_path)
     grant(*worker_acls(s.config))
     grant_simple("User:producer", "TOPIC", s.raw, "WRITE")
     log = tmp_path / "worker.log"
     worker = start_worker(s.config, log)
-    producer = TicketProducer(s.raw, COUNT, RATE)
+    producer = TicketProducer(s.raw, count, rate)
     try:
         producer.start()
         # mid-stream: the worker has published a part, the producer is still writing
-        wait_until(lambda: sanitized_so_far(s) >= COUNT // 5, 120, "the first fifth sanitized", every_s=2)
-        disrupt(s)
+        wait_until(lambda: sanitized_so_far(s) >= count // 5, 120, "the first fifth sanitized", every_s=2)
+        disrupt(s, producer)
         producer.join(300)
         assert not producer.failed, producer.failed
-        wait_until(lambda: sanitized_so_far(s) >= COUNT, 300, "every record sanitized", every_s=3)
+        wait_until(lambda: sanitized_so_far(s) >= count, 300, "every record sanitized", every_s=3)
         assert worker.poll() is None, f"the worker exited ({worker.returncode}):\n{log.read_text()[-3000:]}"
     finally:
         worker.terminate()
         worker.wait(60)
-    result = audit(s, COUNT)
+    result = audit(s, count)
     result.assert_exactly_once()
-    assert (result.sanitized, result.dead_lettered) == (COUNT, 0)
+    assert (result.sanitized, result.dead_lettered) == (count, 0)
     # the figure docs/reliability.md reports: the longest pause in the sanitized output (its records'
     # timestamps are set when the worker produces them), printed for `pytest -s`
     stamps = sorted(m.timestamp()[1] for m in read_committed(s.out))
     pause = max(b - a for a, b in itertools.pairwise(stamps)) / 1000
-    print(f"\n{tmp_path.name}: {COUNT} records, 0 lost, 0 duplicated; longest output pause {pause:.1f}s")
+    print(f"\n{tmp_path.name}: {count} records, 0 lost, 0 duplicated; longest output pause {pause:.1f}s")
 
 
-def kill_and_restart(node: int) -> None:
+def kill_and_restart(node: int, producer: TicketProducer) -> None:
+    assert producer.is_alive(), "the stream ended before the failover: not mid-stream"
     script("kill-node", str(node))
     time.sleep(8)  # the stream runs on two nodes for a while: new leaders, shrunken ISRs
     script("start-node", str(node))  # returns once the node is back in the ISR of a replicated topic
@@ -69,21 +73,23 @@ def kill_and_restart(node: int) -> None:
 
 @pytest.mark.parametrize("role", ["raw-leader", "sanitized-leader", "controller"])
 def test_sigkill_of_a_leader_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, role: str) -> None:
-    def disrupt(s: Scenario) -> None:
+    def disrupt(s: Scenario, producer: TicketProducer) -> None:
         node = {
             "raw-leader": lambda: leader_of(s.raw, 0),
             "sanitized-leader": lambda: leader_of(s.out, 0),
             "controller": active_controller,
         }[role]()
-        kill_and_restart(node)
+        kill_and_restart(node, producer)
 
     run_stream(tmp_path, disrupt)
 
 
 def test_rolling_restart_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    def disrupt(_s: Scenario) -> None:
+    def disrupt(_s: Scenario, producer: TicketProducer) -> None:
         for node in (1, 2, 3):
-            script("stop-node", str(node))
-            script("start-node", str(node))
+            assert producer.is_alive(), f"the stream ended before node {node} restarted: not under load"
+            script("stop-node", str(node))  # SIGTERM: a controlled shutdown moves its leaders first
+            script("start-node", str(node))  # back in the ISR before the next one goes
 
-    run_stream(tmp_path, disrupt)
+    # one node restart takes 20-40 s here: a slower, longer stream spans all three
+    run_stream(tmp_path, disrupt, count=6000, rate=40.0)
