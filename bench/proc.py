@@ -190,7 +190,7 @@ class Case:
             from stream_anon.schemas import open_resolver
 
             floor = CodecFloor if self.kind == "codec" else KeyedFloor
-            return floor(open_resolver(settings.schemas_dir, settings.schema_registry_url))
+            return floor(open_resolver(settings))
         from stream_anon.app import build_pipeline
 
         return build_pipeline(settings)

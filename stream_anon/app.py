@@ -15,6 +15,7 @@ from stream_anon.detection import ScanSettings, Span, TextScanner
 from stream_anon.dlq.seal import DeadLetterSeal
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
+from stream_anon.registry import DerivedSchemaRejected
 from stream_anon.rules import Plan, SchemaRulesError, compile_plan
 from stream_anon.schemas import SchemaResolver, open_resolver
 from stream_anon.verify import Verifier
@@ -111,14 +112,17 @@ def build_pipeline(
     on_compiled: Callable[..., None] | None = None,
     on_leak: Callable[[str, str], None] | None = None,
     on_scan: Callable[[str, int], None] | None = None,
+    on_rejected: Callable[[DerivedSchemaRejected], None] | None = None,
 ) -> Pipeline:
+    """The worker's pipeline; the schema registry, if any, must pass the start-up check."""
     return Pipeline(
-        resolver=open_resolver(settings.schemas_dir, settings.schema_registry_url),
+        resolver=open_resolver(settings, check=True),
         compile_plan=plan_compiler(settings, on_scan),
         verifier=Verifier(on_leak=settings.on_leak),
-        output_subject=f"{settings.output_topic}-value",
+        output_topic=settings.output_topic,
         on_compiled=on_compiled,
         on_leak=on_leak,
+        on_rejected=on_rejected,
     )
 
 
@@ -154,7 +158,7 @@ def open_reader(settings: Settings) -> SanitizedReader:
     With a registry, derived schemas resolve by id. With a schemas directory, the derived schemas are
     not files: they are derived here from every annotated schema, exactly as the worker derives them.
     """
-    resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
+    resolver = open_resolver(settings, check=True)
     if resolver.directory is not None:
         keys = load_keys(settings.keys_file) if settings.keys_file else Keys.ephemeral()
         policy = load_tag_policy(settings.tag_policy_file)

@@ -21,6 +21,21 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
 
 
+class RegistrySettings(BaseModel):
+    """The Schema Registry client (with ``schema_registry_url``) and where the derived schema goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = None
+    password_file: Path | None = None
+    ca_location: Path | None = None
+    certificate_location: Path | None = None
+    key_location: Path | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    subject_name_strategy: Literal["topic_name", "record_name", "topic_record_name"] = "topic_name"
+    auto_register_derived: bool = True
+
+
 _SECRET_KAFKA_KEYS = (
     "sasl.password",
     "ssl.key.password",
@@ -43,8 +58,10 @@ class Settings(BaseSettings):
     dlq_topic: str = "feedback.dlq"
     dlq_encryption_required: bool = False
     dlq_max_replays: int = Field(3, ge=0)
-    schemas_dir: Path | None = Path("schemas")
+    # unset: "schemas" when no registry is configured (a registry-only worker needs no directory)
+    schemas_dir: Path | None = None
     schema_registry_url: str | None = None
+    schema_registry: RegistrySettings = Field(default_factory=RegistrySettings)
     keys_file: Path | None = None
     tag_policy_file: Path | None = None
     delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
@@ -78,7 +95,9 @@ class Settings(BaseSettings):
         if not self.input_topics:
             raise ValueError("input_topics: at least one topic is required")
         if self.schemas_dir is None and self.schema_registry_url is None:
-            raise ValueError("set schemas_dir or schema_registry_url: records need a writer schema")
+            if "schemas_dir" in self.model_fields_set:
+                raise ValueError("set schemas_dir or schema_registry_url: records need a writer schema")
+            self.schemas_dir = Path("schemas")
         if self.output_topic in self.input_topics or self.dlq_topic in self.input_topics:
             raise ValueError("output_topic and dlq_topic must differ from the input topics")
         return self
@@ -116,6 +135,19 @@ class Settings(BaseSettings):
         return data
 
 
+# Paths in the configuration file, resolved against the file's directory: (section or None, key).
+_PATH_KEYS = (
+    (None, "schemas_dir"),
+    (None, "keys_file"),
+    (None, "tag_policy_file"),
+    (None, "kafka_secrets_file"),
+    ("schema_registry", "password_file"),
+    ("schema_registry", "ca_location"),
+    ("schema_registry", "certificate_location"),
+    ("schema_registry", "key_location"),
+)
+
+
 def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -139,9 +171,14 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if path is not None:
         values = _read_mapping(path, "config")
         base = path.parent
-        for key in ("schemas_dir", "keys_file", "tag_policy_file", "kafka_secrets_file"):
-            if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
-                values[key] = str(base / values[key])
+        for section, key in _PATH_KEYS:
+            where = values if section is None else values.get(section)
+            if (
+                isinstance(where, dict)
+                and isinstance(where.get(key), str)
+                and not Path(where[key]).is_absolute()
+            ):
+                where[key] = str(base / where[key])
     values.update(overrides)
     try:
         return Settings(**values)

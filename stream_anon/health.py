@@ -2,8 +2,9 @@
 
 * ``/healthz`` (liveness): 200 while the worker's loop turns; 503 once no iteration (``Health.beat``)
   happened within ``stall_timeout_s``, so Kubernetes restarts a wedged worker.
-* ``/readyz`` (readiness): 200 when partitions are assigned, the broker is reachable and the loop has
-  turned within a quarter of ``stall_timeout_s`` (a loop blocked on the broker is not making progress).
+* ``/readyz`` (readiness): 200 when partitions are assigned, the broker is reachable, the schema registry
+  (if any) answers, and the loop has turned within a quarter of ``stall_timeout_s`` (a loop blocked on
+  the broker is not making progress).
 * ``/metrics``: the ``Metrics`` registry in the Prometheus text format.
 
 Bodies are one short line of plain text naming the reason; they never carry record data.
@@ -37,6 +38,7 @@ class Health:
         self._last_beat = clock()
         self._assigned = 0
         self._broker_up = False
+        self._registry_available = True
         self._stopping = False
 
     def beat(self) -> None:
@@ -48,6 +50,10 @@ class Health:
 
     def set_broker_up(self, up: bool) -> None:
         self._broker_up = up
+
+    def set_registry_available(self, available: bool) -> None:
+        """False while batches wait for the schema registry (unreachable, 5xx): alive, not ready."""
+        self._registry_available = available
 
     def set_stopping(self) -> None:
         """Shutting down: not ready any more (the pod leaves its Service), still alive."""
@@ -64,6 +70,8 @@ class Health:
             return False, "shutting down"
         if not self._broker_up:
             return False, "broker not reachable"
+        if not self._registry_available:
+            return False, "schema registry unavailable: records wait for it"
         idle = self._clock() - self._last_beat
         if idle > self.ready_stall_s:
             return False, f"no loop iteration for {idle:.0f} s: waiting on the broker?"

@@ -118,7 +118,8 @@ class Metrics:
         )
         self._consumer_lag = Gauge(
             "stream_anon_consumer_lag_records",
-            "Records between the consumer's position and the partition's end, from librdkafka statistics.",
+            "Records between the group's committed offset and the partition's end (high watermark), as "
+            "Kafka's consumer group command shows it.",
             ["topic", "partition"],
             registry=r,
         )
@@ -131,6 +132,19 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._registry_errors = Counter(
+            "stream_anon_registry_errors",
+            "Schema Registry failures by kind: unavailable or misconfigured (one per batch attempt that "
+            "waited for it), derived_schema_rejected (one per refusal of a derived schema).",
+            ["kind"],
+            registry=r,
+        )
+        self._registry_available = Gauge(
+            "stream_anon_registry_available",
+            "1 while the schema registry answers (or none is configured), 0 while records wait for it.",
+            registry=r,
+        )
+        self._registry_available.set(1)
         self._plans = Counter(
             "stream_anon_plans_compiled", "Rule plans compiled from writer schemas.", registry=r
         )
@@ -148,6 +162,9 @@ class Metrics:
             self._transactions.labels(outcome.value)
         # Partitions reported by the last statistics callback, to drop the ones no longer assigned.
         self._lag_partitions: set[tuple[str, str]] = set()
+        # Offsets the worker committed, per (topic, partition): under exactly-once they are committed by the
+        # producer inside the transaction, so the consumer's statistics never see them.
+        self._committed: dict[tuple[str, str], int] = {}
         self._lag_lock = threading.Lock()
 
     # --- counts -----------------------------------------------------------------------------------
@@ -170,6 +187,12 @@ class Metrics:
     def transaction(self, committed: bool) -> None:
         outcome = TransactionOutcome.COMMITTED if committed else TransactionOutcome.ABORTED
         self._transactions.labels(outcome.value).inc()
+
+    def registry_error(self, kind: str) -> None:
+        self._registry_errors.labels(kind).inc()
+
+    def registry_available(self, available: bool) -> None:
+        self._registry_available.set(1 if available else 0)
 
     def plan_compiled(self) -> None:
         self._plans.inc()
@@ -209,12 +232,21 @@ class Metrics:
 
     # --- librdkafka statistics --------------------------------------------------------------------
 
+    def committed(self, offsets: dict[tuple[str, int], int]) -> None:
+        """The next offsets to read, per partition, just committed (in a transaction or by the consumer)."""
+        with self._lag_lock:
+            for (topic, partition), offset in offsets.items():
+                self._committed[(topic, str(partition))] = offset
+
     def on_stats(self, stats_json: str) -> None:
         """``stats_cb`` for the consumer: consumer lag per assigned partition.
 
-        Partitions with an unknown lag (librdkafka reports -1 before the first fetch) and the internal
-        ``-1`` partition are skipped; partitions no longer reported are removed, so a revoked partition
-        does not keep its last lag forever.
+        The lag is the high watermark minus the committed offset, the newer of the one librdkafka fetched
+        (at assignment, or its own commits) and the one the worker committed in a transaction: librdkafka's
+        own ``consumer_lag`` knows only the former, and under exactly-once it stays at the offset the
+        partition was assigned with. Partitions with an unknown lag (before the first fetch) and the
+        internal ``-1`` partition are skipped; partitions no longer reported are removed, so a revoked
+        partition does not keep its last lag forever.
         """
         try:
             stats = json.loads(stats_json)
@@ -227,8 +259,8 @@ class Metrics:
             for partition, partition_stats in (partitions or {}).items():
                 if partition == "-1" or not isinstance(partition_stats, dict):
                     continue
-                lag = partition_stats.get("consumer_lag", -1)
-                if not isinstance(lag, int) or lag < 0:
+                lag = self._lag_of(topic, partition, partition_stats)
+                if lag is None:
                     continue
                 self._consumer_lag.labels(topic, partition).set(lag)
                 seen.add((topic, partition))
@@ -236,4 +268,16 @@ class Metrics:
             for gone in self._lag_partitions - seen:
                 with suppress(KeyError):
                     self._consumer_lag.remove(*gone)
+                self._committed.pop(gone, None)
             self._lag_partitions = seen
+
+    def _lag_of(self, topic: str, partition: str, stats: dict[str, object]) -> int | None:
+        end = stats.get("hi_offset", -1)
+        fetched = stats.get("committed_offset", -1)
+        with self._lag_lock:
+            ours = self._committed.get((topic, partition), -1)
+        committed = max(ours, fetched if isinstance(fetched, int) else -1)
+        if isinstance(end, int) and end >= 0 and committed >= 0:
+            return max(0, end - committed)
+        lag = stats.get("consumer_lag", -1)  # nothing committed yet: librdkafka's view from the position
+        return lag if isinstance(lag, int) and lag >= 0 else None

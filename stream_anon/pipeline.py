@@ -16,15 +16,20 @@ import fastavro
 import structlog
 
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Reason, Sanitized
+from stream_anon.registry import DerivedSchemaRejected
 from stream_anon.rules import Plan, RuleFailure, SchemaRulesError
 from stream_anon.schema import strip_logical_types
-from stream_anon.schemas import SchemaResolver, SchemaSourceUnavailable, WriterSchema
+from stream_anon.schemas import SchemaResolver, WriterSchema
 from stream_anon.verify import Verifier
 from stream_anon.wire import WireError, WireErrorKind, decode_payload, encode, parse_frame
 
 log = structlog.get_logger(__name__)
 
 STAGES = ("decode", "transform", "verify", "encode")
+
+# How long a writer schema whose derived schema the registry refused is dead-lettered before the
+# registry is asked again (an operator may change the subject's compatibility or delete a version).
+REGISTRY_RETRY_S = 60.0
 
 
 WIRE_REASONS: dict[WireErrorKind, Reason] = {
@@ -56,6 +61,8 @@ class CompiledSchema:
     derived_parsed: Any = None
     header: bytes = b""
     rejection: Rejected | None = None
+    # a rejection by the registry is asked again from this time on (monotonic): it can change its mind
+    retry_at: float | None = None
 
 
 def rejection_for(exc: SchemaRulesError) -> Rejected:
@@ -133,14 +140,16 @@ class Pipeline:
         resolver: SchemaResolver,
         compile_plan: Callable[[dict[str, Any]], Plan],
         verifier: Verifier,
-        output_subject: str,
+        output_topic: str,
         on_compiled: Callable[[CompiledSchema], None] | None = None,
         on_leak: Callable[[str, str], None] | None = None,
+        on_rejected: Callable[[DerivedSchemaRejected], None] | None = None,
     ) -> None:
         self.resolver = resolver
+        self._on_rejected = on_rejected
         self._compile_plan = compile_plan
         self._verifier = verifier
-        self._output_subject = output_subject
+        self._output_topic = output_topic
         self._on_compiled = on_compiled
         self._on_leak = on_leak
         self._compiled: dict[str, CompiledSchema] = {}
@@ -151,13 +160,14 @@ class Pipeline:
     def compiled(self, writer: WriterSchema) -> CompiledSchema:
         found = self._compiled.get(writer.ref)
         if found is not None:
+            if found.retry_at is not None and time.monotonic() >= found.retry_at:
+                self._register_derived(found)
             return found
         entry = CompiledSchema(writer)
         try:
             plan = self._compile_plan(writer.schema)
             entry.plan = plan
             entry.derived_parsed = fastavro.parse_schema(strip_logical_types(plan.derived_schema))
-            entry.header = self.resolver.derived_header(plan.derived_schema, self._output_subject)
         except SchemaRulesError as exc:
             entry.plan = None
             entry.rejection = rejection_for(exc)
@@ -167,8 +177,6 @@ class Pipeline:
                 reason=entry.rejection.reason.value,
                 detail=entry.rejection.message,
             )
-        except SchemaSourceUnavailable:
-            raise  # the registry is down: retry the batch later, do not condemn the schema
         except Exception as exc:  # fastavro rejects some derived schemas (recursive named types, ...)
             entry.plan = None
             entry.rejection = Rejected(
@@ -177,10 +185,43 @@ class Pipeline:
                 "the sanitized schema derived from this writer schema does not parse",
             )
             log.warning("schema_rejected", schema=writer.ref, reason=entry.rejection.reason.value)
+        if entry.plan is not None:
+            # RegistryUnavailable propagates before the entry is kept: the batch is retried later and
+            # the schema is not condemned for the registry's absence
+            self._register_derived(entry)
         self._compiled[writer.ref] = entry
         if self._on_compiled is not None:
             self._on_compiled(entry)
         return entry
+
+    def _register_derived(self, entry: CompiledSchema) -> None:
+        """The derived schema's frame header; a registry refusal rejects the writer schema's records (other
+        schemas keep flowing) until the registry is asked again ``REGISTRY_RETRY_S`` later."""
+        assert entry.plan is not None
+        try:
+            entry.header = self.resolver.derived_header(entry.plan.derived_schema, self._output_topic)
+        except DerivedSchemaRejected as exc:
+            entry.rejection = Rejected(
+                Reason.DERIVED_SCHEMA_REJECTED,
+                type(exc).__name__,
+                str(exc),
+                {"stream-anon.registry.subject": exc.subject, "stream-anon.registry.message": exc.message},
+            )
+            entry.retry_at = time.monotonic() + REGISTRY_RETRY_S
+            log.error(
+                "derived_schema_rejected",
+                schema=entry.writer.ref,
+                subject=exc.subject,
+                status=exc.status,
+                registry_message=exc.message,
+            )
+            if self._on_rejected is not None:
+                self._on_rejected(exc)
+            return
+        if entry.rejection is not None:
+            log.info("derived_schema_accepted", schema=entry.writer.ref)
+        entry.rejection = None
+        entry.retry_at = None
 
     def process(self, batch: list[InputRecord]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(batch)

@@ -62,6 +62,9 @@ class Reason(StrEnum):
     """The sanitized record does not encode with the derived schema."""
     PRODUCE_REJECTED = "produce_rejected"
     """The broker refused the sanitized record (for example larger than the topic's max.message.bytes)."""
+    DERIVED_SCHEMA_REJECTED = "derived_schema_rejected"
+    """The schema registry refused this writer schema's derived schema (incompatible with the subject's
+    earlier versions, or not registered while auto_register_derived is off)."""
 
 
 HEADER_PREFIX = "stream-anon."

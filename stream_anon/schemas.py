@@ -8,8 +8,8 @@ Two sources sit behind one ``SchemaResolver``, chosen by the message's framing:
 * ``RegistrySchemas``: a Confluent-API-compatible Schema Registry (ids, and the derived schema registered
   under the sanitized topic's value subject).
 
-A registry that cannot be reached is not a record failure: ``SchemaSourceUnavailable`` tells the worker
-to retry the batch later rather than dead-letter it.
+A registry that cannot be reached is not a record failure: ``RegistryUnavailable`` tells the worker to
+retry the batch later rather than dead-letter it (``stream_anon.registry`` lists every registry failure).
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 import fastavro.schema
 import structlog
 
+from stream_anon.registry import RegistryClient, SchemaNotFound, SubjectNameStrategy, derived_subject
 from stream_anon.schema import strip_logical_types
 from stream_anon.wire import Framing, WireError, WireErrorKind, frame_header, schema_ref
+
+if TYPE_CHECKING:
+    from stream_anon.config import Settings
 
 log = structlog.get_logger(__name__)
 
 # A schema this large is hostile or broken; refusing it bounds parse time and memory.
 MAX_SCHEMA_BYTES = 1_000_000
-
-
-class SchemaSourceUnavailable(Exception):
-    """The schema source cannot answer right now (registry down): retry, do not dead-letter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,20 +155,24 @@ class DirectorySchemas:
 
 
 class RegistrySchemas:
-    """Writer schemas from a Confluent-API-compatible Schema Registry, by id."""
+    """Writer schemas from a Confluent-API-compatible Schema Registry by id, and the derived schemas'
+    registration (see ``stream_anon.registry`` for what each registry failure means)."""
 
     NEGATIVE_CACHE_S = 30.0
 
-    def __init__(self, url: str, config: dict[str, Any] | None = None) -> None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-
-        self._client = SchemaRegistryClient({"url": url, **(config or {})})
+    def __init__(
+        self,
+        client: RegistryClient,
+        strategy: SubjectNameStrategy = SubjectNameStrategy.TOPIC_NAME,
+        auto_register: bool = True,
+    ) -> None:
+        self.client = client
+        self.strategy = strategy
+        self.auto_register = auto_register
         self._by_id: dict[int, WriterSchema] = {}
         self._unknown_until: dict[int, float] = {}
 
     def lookup(self, ident: bytes) -> WriterSchema:
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
         schema_id = int.from_bytes(ident, "big")
         found = self._by_id.get(schema_id)
         if found is not None:
@@ -177,35 +181,31 @@ class RegistrySchemas:
         if self._unknown_until.get(schema_id, 0.0) > time.monotonic():
             raise WireError(WireErrorKind.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref)
         try:
-            registered = self._client.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                self._unknown_until[schema_id] = time.monotonic() + self.NEGATIVE_CACHE_S
-                raise WireError(
-                    WireErrorKind.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref
-                ) from None
-            raise SchemaSourceUnavailable(f"schema registry answered {exc.http_status_code}") from None
-        except Exception as exc:  # connection refused, timeouts: the registry is down, not the record bad
-            raise SchemaSourceUnavailable(f"schema registry unreachable ({type(exc).__name__})") from None
-        if registered.schema_type not in (None, "AVRO"):
-            raise WireError(
-                WireErrorKind.INVALID_SCHEMA, f"schema type {registered.schema_type} is not Avro", ref
-            )
-        if registered.references:
+            text, schema_type, has_references = self.client.schema_text(schema_id)
+        except SchemaNotFound:
+            self._unknown_until[schema_id] = time.monotonic() + self.NEGATIVE_CACHE_S
+            raise WireError(WireErrorKind.UNKNOWN_SCHEMA, "schema id unknown to the registry", ref) from None
+        if schema_type not in (None, "AVRO"):
+            raise WireError(WireErrorKind.INVALID_SCHEMA, f"schema type {schema_type} is not Avro", ref)
+        if has_references:
             raise WireError(WireErrorKind.INVALID_SCHEMA, "schema references are not supported", ref)
-        found = parse_writer_schema(registered.schema_str or "", ref)
+        found = parse_writer_schema(text, ref)
         self._by_id[schema_id] = found
         return found
 
-    def register(self, subject: str, schema: dict[str, Any]) -> int:
-        from confluent_kafka.schema_registry import Schema
+    def subject(self, derived: dict[str, Any], topic: str) -> str:
+        return derived_subject(self.strategy, topic, derived)
 
-        try:
-            return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
-        except Exception as exc:
-            raise SchemaSourceUnavailable(
-                f"cannot register the derived schema under {subject} ({type(exc).__name__}: {exc})"
-            ) from None
+    def derived_id(self, derived: dict[str, Any], topic: str) -> int:
+        """The id of ``derived`` for records written to ``topic``: registered under its subject, or (with
+        ``auto_register`` off) looked up there.
+
+        Raises ``DerivedSchemaRejected`` or ``RegistryUnavailable``.
+        """
+        subject = self.subject(derived, topic)
+        if self.auto_register:
+            return self.client.register(subject, derived)
+        return self.client.registered_id(subject, derived)
 
 
 class SchemaResolver:
@@ -232,10 +232,11 @@ class SchemaResolver:
             )
         return self.directory.lookup(ident)
 
-    def derived_header(self, derived: dict[str, Any], subject: str) -> bytes:
-        """Frame header for records written with ``derived``: the registry id if any, else the fingerprint."""
+    def derived_header(self, derived: dict[str, Any], topic: str) -> bytes:
+        """Frame header for records written to ``topic`` with ``derived``: the registry id if any, else the
+        fingerprint."""
         if self.registry is not None:
-            schema_id = self.registry.register(subject, derived)
+            schema_id = self.registry.derived_id(derived, topic)
             return frame_header(Framing.CONFLUENT, schema_id.to_bytes(4, "big"))
         fp = fingerprint(derived)
         if self.directory is not None:
@@ -243,7 +244,19 @@ class SchemaResolver:
         return frame_header(Framing.SINGLE_OBJECT, fp)
 
 
-def open_resolver(schemas_dir: Path | None, schema_registry_url: str | None) -> SchemaResolver:
-    directory = DirectorySchemas(schemas_dir) if schemas_dir is not None else None
-    registry = RegistrySchemas(schema_registry_url) if schema_registry_url else None
+def open_resolver(settings: Settings, check: bool = False) -> SchemaResolver:
+    """The resolver of a configuration. ``check``: the start-up check, which fails (``RegistryMisconfigured``
+    at once, ``RegistryUnavailable`` after ``connect_timeout_s``) unless the registry answers as one."""
+    directory = DirectorySchemas(settings.schemas_dir) if settings.schemas_dir is not None else None
+    registry = None
+    if settings.schema_registry_url:
+        options = settings.schema_registry
+        client = RegistryClient(settings.schema_registry_url, options)
+        if check:
+            client.wait_until_answering(settings.connect_timeout_s)
+        registry = RegistrySchemas(
+            client,
+            SubjectNameStrategy(options.subject_name_strategy),
+            options.auto_register_derived,
+        )
     return SchemaResolver(directory, registry)

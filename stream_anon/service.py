@@ -20,6 +20,7 @@ from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
+from stream_anon.registry import DerivedSchemaRejected, RegistryError
 from stream_anon.worker import Worker, WorkerError
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,18 @@ class WorkerObserver:
     def compiled(self, entry: CompiledSchema) -> None:
         self.metrics.plan_compiled()
 
+    def registry(self, error: RegistryError | None) -> None:
+        if error is not None:
+            self.metrics.registry_error(error.kind)
+        self.metrics.registry_available(error is None)
+        self.health.set_registry_available(error is None)
+
+    def derived_schema_rejected(self, exc: DerivedSchemaRejected) -> None:
+        self.metrics.registry_error(exc.kind)
+
+    def committed(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.metrics.committed(offsets)
+
 
 OUTPUT_KEY_PURPOSE = "output_key"
 # k2: the HMAC is under a derived subkey; k1 (up to 0.1.0) keyed it with the raw secret.
@@ -148,7 +161,11 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         if server is not None:
             server.start()
         pipeline = build_pipeline(
-            settings, on_compiled=observer.compiled, on_leak=observer.leak, on_scan=observer.scanned
+            settings,
+            on_compiled=observer.compiled,
+            on_leak=observer.leak,
+            on_scan=observer.scanned,
+            on_rejected=observer.derived_schema_rejected,
         )
         sealing = dead_letter_sealing(settings)
         worker = Worker(
@@ -173,7 +190,7 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         worker.run(until_idle_s=until_idle_s)
-    except (ConfigError, WorkerError, KeysError, FileNotFoundError, PermissionError) as exc:
+    except (ConfigError, WorkerError, RegistryError, KeysError, FileNotFoundError, PermissionError) as exc:
         log.error("worker_failed", error=str(exc))
         # the operator's message, unscrubbed: it is built from the configuration, never from records
         print(f"error: {exc}", file=sys.stderr)

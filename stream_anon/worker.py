@@ -36,7 +36,7 @@ from stream_anon.records import (
     Reason,
     Sanitized,
 )
-from stream_anon.schemas import SchemaSourceUnavailable
+from stream_anon.registry import RegistryError, RegistryUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +74,8 @@ class Observer(Protocol):
     def broker(self, up: bool) -> None: ...
     def stats(self, stats_json: str) -> None: ...
     def broker_stats(self, stats_json: str) -> None: ...
+    def registry(self, error: RegistryError | None) -> None: ...
+    def committed(self, offsets: dict[tuple[str, int], int]) -> None: ...
 
 
 class NullObserver:
@@ -86,6 +88,8 @@ class NullObserver:
     def broker(self, up: bool) -> None: ...
     def stats(self, stats_json: str) -> None: ...
     def broker_stats(self, stats_json: str) -> None: ...
+    def registry(self, error: RegistryError | None) -> None: ...
+    def committed(self, offsets: dict[tuple[str, int], int]) -> None: ...
 
 
 class WriteRefused(Exception):
@@ -623,6 +627,9 @@ class Worker:
         self.delivery: Delivery | None = None
         self._watchdog = Watchdog(2 * settings.transaction_timeout_s + 60)
         self._rights_checked_at = -1e9
+        # consecutive batches the schema registry could not serve, and since when (monotonic)
+        self._registry_failures = 0
+        self._registry_down_since = 0.0
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -688,11 +695,18 @@ class Worker:
         before = dict(self._pipeline.stage_seconds)
         try:
             outcomes = self._pipeline.process(batch.records)
-        except SchemaSourceUnavailable as exc:
-            log.warning("schema_source_unavailable", error=str(exc))
+        except RegistryUnavailable as exc:
             self.source.rewind(batch)
-            time.sleep(1.0)
+            self._registry_unavailable(exc)
             return
+        if self._registry_failures:
+            log.info(
+                "schema_registry_available",
+                attempts=self._registry_failures,
+                seconds=round(time.monotonic() - self._registry_down_since, 1),
+            )
+            self._registry_failures = 0
+            self._observer.registry(None)
         for name, total in self._pipeline.stage_seconds.items():
             self._observer.stage(name, total - before[name])
         outcomes = self._apply_rejections(outcomes)
@@ -702,6 +716,23 @@ class Worker:
                 # earlier segments are committed; everything from this one on is processed again
                 self.source.rewind(merge([seg for seg, _ in segments[i:]]))
                 return
+
+    def _registry_unavailable(self, exc: RegistryUnavailable) -> None:
+        """Nothing is dead-lettered for the registry's absence: the batch waits, with backoff (0.5 s
+        doubling to 30 s), not ready meanwhile, one log line per attempt; it resumes by itself."""
+        if not self._registry_failures:
+            self._registry_down_since = time.monotonic()
+        self._registry_failures += 1
+        self._observer.registry(exc)
+        delay = min(0.5 * 2 ** (self._registry_failures - 1), 30.0)
+        log.warning(
+            "schema_registry_unavailable",
+            kind=exc.kind.value,
+            error=str(exc),
+            attempt=self._registry_failures,
+            retry_in_s=delay,
+        )
+        self._stop.wait(delay)
 
     def _deliver(self, batch: Batch, outcomes: list[Outcome]) -> bool:
         """One transaction: produce the outcomes, commit the batch's offsets. False if it was aborted."""
@@ -736,6 +767,7 @@ class Worker:
             return False
         self._suspects.difference_update((r.topic, r.partition, r.offset) for r in batch.records)
         self._observer.transaction(True)
+        self._observer.committed(batch.end)
         self._observer.delivered(outcomes, self._settings.output_topic, self._settings.dlq_topic)
         return True
 

@@ -20,3 +20,15 @@ def broker() -> str:
     except Exception as exc:  # pragma: no cover - the message is the point
         pytest.fail(f"no Kafka broker at {BOOTSTRAP} ({exc}); start one with scripts/kafka.sh start")
     return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """The real Schema Registry's client URL (scripts/registry.sh); fails loudly when it does not answer."""
+    from registrytools import REGISTRY_URL, client
+
+    try:
+        client().get_subjects()
+    except Exception as exc:  # pragma: no cover - the message is the point
+        pytest.fail(f"no Schema Registry at {REGISTRY_URL} ({exc}); start one with scripts/registry.sh start")
+    return REGISTRY_URL

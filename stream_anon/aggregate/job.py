@@ -88,7 +88,7 @@ class AggregateJob:
         self._ledger = ledger
         self.metrics = metrics if metrics is not None else AggregateMetrics()
         self._health = health
-        self._resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
+        self._resolver = open_resolver(settings)
         self._reader = reader if reader is not None else open_reader(settings, self._resolver)
         self._mechanisms = Mechanisms(aggregate)
         self._releaser = Releaser(aggregate, self._mechanisms, ledger, self.metrics)
@@ -114,9 +114,7 @@ class AggregateJob:
         s = self._s
         check_topics(self._settings, topics=[s.source_topic, s.aggregates_topic])
         self._check_ledger_matches_topic()
-        encoder = AggregateEncoder(
-            self._resolver.derived_header(AGGREGATE_SCHEMA, f"{s.aggregates_topic}-value")
-        )
+        encoder = AggregateEncoder(self._resolver.derived_header(AGGREGATE_SCHEMA, s.aggregates_topic))
         producer = Producer(
             {
                 "transactional.id": s.effective_transactional_id,

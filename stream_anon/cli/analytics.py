@@ -66,7 +66,7 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     from stream_anon.aggregate.settings import aggregate_settings
     from stream_anon.health import Health, HealthServer
     from stream_anon.logs import configure_logging
-    from stream_anon.schemas import SchemaSourceUnavailable
+    from stream_anon.registry import RegistryError
     from stream_anon.worker import WorkerError
 
     settings = _settings(config)
@@ -87,7 +87,7 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
             job = AggregateJob(settings, agg, ledger, metrics, health)
             job.install_signal_handlers()
             job.run(until_idle_s=until_idle, close_open_windows=close_open_windows)
-    except (PublishFailed, SchemaSourceUnavailable) as exc:
+    except (PublishFailed, RegistryError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (ConfigError, LedgerError, WorkerError, FileNotFoundError, PermissionError) as exc:
@@ -148,8 +148,9 @@ def risk(
 
     from stream_anon.aggregate.job import open_reader
     from stream_anon.logs import configure_logging
+    from stream_anon.registry import RegistryUnavailable
     from stream_anon.risk import TopicWindow, assess, format_table, read_topic
-    from stream_anon.schemas import SchemaSourceUnavailable, open_resolver
+    from stream_anon.schemas import open_resolver
 
     settings = _settings(config)
     configure_logging(settings.log_format, settings.log_level)  # to stderr: stdout holds the report
@@ -157,11 +158,11 @@ def risk(
     if not fields:
         _fail("--quasi-identifiers needs at least one field")
     try:
-        reader = open_reader(settings, open_resolver(settings.schemas_dir, settings.schema_registry_url))
+        reader = open_reader(settings, open_resolver(settings))
         stats = TopicWindow()
         records = read_topic(settings.librdkafka(), topic, reader.read, max_records, stats)
         report = assess(records, fields, k=k, sensitive=sensitive, l=l_, person=person)
-    except (LookupError, OSError, KafkaException, SchemaSourceUnavailable, ConfigError) as exc:
+    except (LookupError, OSError, KafkaException, RegistryUnavailable, ConfigError) as exc:
         _fail(str(exc))
         return
     if fmt == "json":

@@ -116,12 +116,13 @@ def _decoder(settings: Settings) -> Decode:
     files: on the first fingerprint the directory does not know, they are compiled as the worker
     compiles them (same rules, same keys file) and added.
     """
-    from stream_anon.schemas import SchemaSourceUnavailable, open_resolver
+    from stream_anon.registry import RegistryError, RegistryUnavailable
+    from stream_anon.schemas import open_resolver
     from stream_anon.wire import WireError, WireErrorKind, decode_payload, parse_frame
 
     try:
-        resolver = open_resolver(settings.schemas_dir, settings.schema_registry_url)
-    except (FileNotFoundError, ValueError) as exc:
+        resolver = open_resolver(settings, check=True)
+    except (FileNotFoundError, ValueError, RegistryError) as exc:
         raise AuditError(str(exc)) from None
     derived_added = resolver.directory is None
 
@@ -136,7 +137,7 @@ def _decoder(settings: Settings) -> Decode:
             derived_added = True
             _add_derived_schemas(settings, resolver.directory)
             writer = resolver.lookup(framing, ident)
-        except SchemaSourceUnavailable as exc:
+        except RegistryUnavailable as exc:
             raise AuditError(str(exc)) from None
         assert value is not None  # parse_frame refuses empty values
         return decode_payload(value, start, writer.parsed, writer.ref), writer.parsed

@@ -10,6 +10,7 @@ import fastavro
 
 from bench.data import HEADER_BYTES, generate
 from bench.proc import CodecFloor, KeyedFloor
+from stream_anon.config import Settings
 from stream_anon.records import InputRecord, Sanitized
 from stream_anon.schemas import open_resolver
 from stream_anon.wire import parse_frame
@@ -37,7 +38,7 @@ def _through(floor: CodecFloor, values: list[bytes]) -> list[bytes]:
 
 def test_the_bound_rewrites_exactly_the_keyed_fields_and_the_record_still_encodes() -> None:
     values = generate(40, seed=3).values
-    resolver = open_resolver(SCHEMAS, None)
+    resolver = open_resolver(Settings(schemas_dir=SCHEMAS))
     framing, ident, _ = parse_frame(values[0])
     parsed = resolver.lookup(framing, ident).parsed
     bound = KeyedFloor(resolver)
@@ -61,4 +62,4 @@ def test_the_bound_rewrites_exactly_the_keyed_fields_and_the_record_still_encode
 
 def test_the_codec_floor_gives_back_the_bytes_it_read() -> None:
     values = generate(20, seed=3).values
-    assert _through(CodecFloor(open_resolver(SCHEMAS, None)), values) == values
+    assert _through(CodecFloor(open_resolver(Settings(schemas_dir=SCHEMAS))), values) == values
