@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite against the real local Kafka broker, which is started here when none is running
-# and left running (`scripts/kafka.sh stop` stops it). Arguments go to pytest: scripts/test.sh -m "not slow";
+# The whole test suite against the real local Kafka broker and Schema Registry, which are started here
+# when they are not running and left running (`scripts/kafka.sh stop`, `scripts/registry.sh stop`). Arguments go to pytest: scripts/test.sh -m "not slow";
 # without a test path among them, the suite is tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 scripts/kafka.sh start
+scripts/registry.sh start
 
 where=(tests)
 for arg in "$@"; do

@@ -137,7 +137,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # librdkafka's and the HTTP client's debug chatter stays out unless asked for.
-    for noisy in ("urllib3", "httpx", "presidio-analyzer"):
+    for noisy in ("urllib3", "httpx", "httpx2", "presidio-analyzer"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
     structlog.configure(

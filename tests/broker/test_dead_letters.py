@@ -133,3 +133,20 @@ def test_each_reason_lands_in_the_dead_letter_topic_with_its_headers(broker: str
     assert by_offset[7].headers["stream-anon.rule.path"] == "ip"
     assert by_offset[8].headers["stream-anon.leak.entity"] == "EMAIL_ADDRESS"
     assert by_offset[8].headers["stream-anon.leak.path"] == "note"
+
+
+def test_a_tombstone_stays_a_null_value_in_the_dead_letter_topic(broker: str, schemas_dir: Path) -> None:
+    """A replay of the dead letter recreates the tombstone (an empty value would be another record)."""
+    raw, out, dlq = unique("raw"), unique("out"), unique("dlq")
+    create_topics([raw, out, dlq], partitions=1)
+    produce(raw, [(b"deleted-key", None), (b"empty", b"")], partition=0)
+    settings = Settings(
+        input_topics=[raw], output_topic=out, dlq_topic=dlq, group_id=unique("g"), schemas_dir=schemas_dir,
+        metrics_port=0, output_key="keep", bootstrap_servers=broker,
+    )  # fmt: skip
+    run_worker(settings)
+    dead = read_all(dlq)
+    assert [(d.key, d.value, d.headers["stream-anon.reason"]) for d in dead] == [
+        (b"deleted-key", None, "empty_value"),
+        (b"empty", b"", "empty_value"),
+    ]

@@ -49,6 +49,38 @@ def test_kafka_mapping_reaches_librdkafka_unchanged(tmp_path: Path) -> None:
     assert "s3cret" not in str(s.redacted())
 
 
+def test_a_registry_only_configuration_needs_no_schemas_directory(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "schema_registry_url: http://registry:8081\n"))
+    assert s.schemas_dir is None
+    # without a registry the embedded default directory stays the default
+    assert load_settings(write(tmp_path, "group_id: g\n")).schemas_dir == Path("schemas")
+
+
+def test_a_worker_needs_a_schemas_directory_or_a_registry(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="schemas_dir or schema_registry_url"):
+        load_settings(write(tmp_path, "schemas_dir: null\n"))
+
+
+def test_registry_settings_and_their_relative_paths(tmp_path: Path) -> None:
+    s = load_settings(
+        write(
+            tmp_path,
+            "schema_registry_url: https://registry:8081\n"
+            "schema_registry:\n  username: worker\n  password_file: secrets/registry-password\n"
+            "  ca_location: tls/ca.crt\n  subject_name_strategy: record_name\n"
+            "  auto_register_derived: false\n",
+        )
+    )
+    options = s.schema_registry
+    assert options.password_file == tmp_path / "secrets" / "registry-password"
+    assert options.ca_location == tmp_path / "tls" / "ca.crt"
+    assert (options.username, options.subject_name_strategy, options.auto_register_derived) == (
+        "worker",
+        "record_name",
+        False,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -57,6 +89,8 @@ def test_kafka_mapping_reaches_librdkafka_unchanged(tmp_path: Path) -> None:
         ("input_topics: []\n", "input_topics"),
         ("output_topic: feedback.raw\n", "differ"),
         ("- a list\n", "mapping"),
+        ("schema_registry:\n  subject_name_strategy: by_luck\n", "subject_name_strategy"),
+        ("schema_registry:\n  user: x\n", "user"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(tmp_path: Path, text: str, words: str) -> None:

@@ -85,6 +85,18 @@ def test_readyz_needs_partitions_and_the_broker(server: HealthServer, health: He
     assert get(server, "/healthz")[0] == 200
 
 
+def test_readyz_is_not_ready_while_records_wait_for_the_registry(
+    server: HealthServer, health: Health
+) -> None:
+    health.set_broker_up(True)
+    health.set_assignment(2)
+    health.set_registry_available(False)
+    assert get(server, "/readyz")[:3:2] == (503, "schema registry unavailable: records wait for it\n")
+    assert get(server, "/healthz")[0] == 200, "waiting for the registry is not a stall"
+    health.set_registry_available(True)
+    assert get(server, "/readyz")[0] == 200
+
+
 def test_readyz_fails_first_when_the_loop_stalls_and_recovers_with_it(
     server: HealthServer, health: Health, clock: FakeClock
 ) -> None:

@@ -122,6 +122,20 @@ def test_consumer_lag_per_partition_follows_the_statistics(metrics: Metrics) -> 
     assert value(metrics, "stream_anon_consumer_lag_records", topic="feedback.raw", partition="1") == 7
 
 
+def test_consumer_lag_counts_from_the_offsets_committed_in_transactions(metrics: Metrics) -> None:
+    """librdkafka's committed offset is the one fetched at assignment; the worker's commits are newer."""
+    partition = {"partition": 0, "hi_offset": 500, "committed_offset": 300, "consumer_lag": 200}
+    report = json.dumps({"topics": {"t": {"partitions": {"0": partition}}}})
+    metrics.on_stats(report)
+    assert value(metrics, "stream_anon_consumer_lag_records", topic="t", partition="0") == 200
+    metrics.committed({("t", 0): 480})
+    metrics.on_stats(report)
+    assert value(metrics, "stream_anon_consumer_lag_records", topic="t", partition="0") == 20
+    metrics.committed({("t", 0): 500})
+    metrics.on_stats(report)
+    assert value(metrics, "stream_anon_consumer_lag_records", topic="t", partition="0") == 0
+
+
 def test_malformed_statistics_are_ignored(metrics: Metrics) -> None:
     metrics.on_stats("not json")
     metrics.on_stats("[]")
