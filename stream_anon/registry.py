@@ -248,11 +248,19 @@ class RegistryClient:
             raise _outage(self.url, exc) from None
         if ok:
             return True, "compatible with the latest version"
-        try:
-            level = self._client.get_compatibility(subject)
-        except Exception:
-            level = "the registry's"
-        return False, f"incompatible with the latest version under {level} compatibility"
+        return False, f"incompatible with the latest version under {self._level(subject)} compatibility"
+
+    def _level(self, subject: str) -> str:
+        """The compatibility level that refused: the subject's own, else the global one. (Apicurio answers
+        NONE for a subject without a level of its own, which cannot be the level that refused.)"""
+        for name in (subject, None):
+            try:
+                level = str(self._client.get_compatibility(name))
+            except Exception:
+                continue
+            if level != "NONE":
+                return level
+        return "the registry's"
 
     def subjects(self) -> list[str]:
         try:
@@ -295,5 +303,8 @@ def _outage(url: str, exc: Exception) -> RegistryUnavailable:
         return RegistryMisconfigured(f"schema registry at {url} refused the credentials: HTTP {status}")
     if status == 404 or (status < 500 and status not in (408, 429)):
         # a 404 without a registry error code, or a 4xx the API does not document for this call
-        return RegistryMisconfigured(f"schema registry at {url} answered HTTP {status}: {_message(exc)}")
+        return RegistryMisconfigured(
+            f"{url} is not a Confluent-compatible schema registry: it answered HTTP {status} "
+            f"({_message(exc)}){_APICURIO_HINT}"
+        )
     return RegistryUnavailable(f"schema registry at {url} answered HTTP {status}: {_message(exc)}")

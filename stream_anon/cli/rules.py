@@ -1,18 +1,21 @@
-"""Commands over annotated schemas and keys: lint, catalog, schemas derive, keys, detokenize."""
+"""Commands over annotated schemas and keys: lint, catalog, schemas derive/register, keys, detokenize."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from stream_anon.app import CompileOnlyScanner
 from stream_anon.keys import Keys, KeysError
 from stream_anon.rules import FieldRule, Plan, Problem, SchemaRulesError, TokenError, compile_plan, detokenize
+
+if TYPE_CHECKING:
+    from stream_anon.registry import RegistryClient, SubjectNameStrategy
 
 SCHEMA_PATHS = click.Path(exists=True, path_type=Path)
 
@@ -53,26 +56,114 @@ KEYS_OPTION = click.option(
 )
 
 
+def registry_options(required: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Where the derived schemas go: a configuration file (its registry, credentials, output topic and
+    subject naming), or the URL and output topic given here (which win over the file)."""
+
+    def add(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(
+            [
+                click.option(
+                    "--config",
+                    "config_path",
+                    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                    help="The worker's configuration: schema_registry_url, schema_registry.*, output_topic.",
+                ),
+                click.option(
+                    "--registry",
+                    "registry_url",
+                    help="Schema Registry URL (Apicurio: http://host:port/apis/ccompat/v7)"
+                    + ("." if required else "; with it, each derived schema is checked against it."),
+                ),
+                click.option(
+                    "--output-topic", help="The sanitized topic [default: the config's, or its default]."
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return add
+
+
+def registry_target(
+    config_path: Path | None, registry_url: str | None, output_topic: str | None
+) -> tuple[RegistryClient, SubjectNameStrategy, str] | None:
+    from stream_anon.config import ConfigError, Settings, load_settings
+    from stream_anon.registry import RegistryClient, RegistryError, SubjectNameStrategy
+
+    try:
+        settings = load_settings(config_path) if config_path else Settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    url = registry_url or settings.schema_registry_url
+    if not url:
+        return None
+    options = settings.schema_registry
+    client = RegistryClient(url, options)
+    try:
+        client.check()
+    except RegistryError as exc:
+        registry_failed(exc)
+    return client, SubjectNameStrategy(options.subject_name_strategy), output_topic or settings.output_topic
+
+
+def registry_failed(exc: Exception) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=SCHEMA_PATHS)
 @KEYS_OPTION
-def lint(paths: tuple[Path, ...], keys_path: Path | None) -> None:
+@registry_options(required=False)
+def lint(
+    paths: tuple[Path, ...],
+    keys_path: Path | None,
+    config_path: Path | None,
+    registry_url: str | None,
+    output_topic: str | None,
+) -> None:
     """Check annotated schemas: every problem with its field path; exit 1 if any.
 
-    PATHS are .avsc files or directories of them. Usable as a pre-merge check by producer teams.
+    PATHS are .avsc files or directories of them. Usable as a pre-merge check by producer teams. With
+    --registry (or a --config naming one), each derived schema is also checked against the registry: a
+    rule change whose derived schema the registry would refuse (derived_schema_rejected in the worker) is
+    a problem too. Exit 2 when the registry cannot be asked.
     """
+    from stream_anon.registry import RegistryError, derived_subject
     from stream_anon.wire import WireError
 
     keys = _keys(keys_path)
+    target = registry_target(config_path, registry_url, output_topic) if registry_url or config_path else None
     problems: list[tuple[Path, Problem]] = []
     files = list(schema_files(paths))
     for path in files:
         try:
-            compile_file(path, keys)
+            plan = compile_file(path, keys)
         except SchemaRulesError as exc:
             problems.extend((path, p) for p in exc.problems)
+            continue
         except WireError as exc:
             problems.append((path, Problem("", exc.kind.value, str(exc))))
+            continue
+        if target is None:
+            continue
+        client, strategy, topic = target
+        subject = derived_subject(strategy, topic, plan.derived_schema)
+        try:
+            ok, why = client.compatible(subject, plan.derived_schema)
+        except RegistryError as exc:
+            registry_failed(exc)
+        if not ok:
+            problems.append(
+                (
+                    path,
+                    Problem(
+                        "(derived schema)", "derived_schema_rejected", f"{subject} would refuse it: {why}"
+                    ),
+                )
+            )
     for path, p in problems:
         click.echo(f"{path}: {p.path or '(schema)'}: {p.code}: {p.message}")
     click.echo(f"{len(files)} schema(s), {len(problems)} problem(s)", err=True)
@@ -121,7 +212,7 @@ def catalog(paths: tuple[Path, ...], fmt: str) -> None:
 
 @click.group()
 def schemas() -> None:
-    """Schemas: derive the sanitized schema that analytics consumers read."""
+    """Schemas: derive the sanitized schema that analytics consumers read, register it."""
 
 
 @schemas.command()
@@ -133,6 +224,44 @@ def derive(schema: Path) -> None:
     except SchemaRulesError as exc:
         raise click.ClickException(f"{schema}: {exc} (run stream-anon lint)") from None
     click.echo(json.dumps(plan.derived_schema, indent=2, ensure_ascii=False))
+
+
+@schemas.command()
+@click.argument("paths", nargs=-1, required=True, type=SCHEMA_PATHS)
+@registry_options(required=True)
+def register(
+    paths: tuple[Path, ...], config_path: Path | None, registry_url: str | None, output_topic: str | None
+) -> None:
+    """Register the derived schema of each annotated schema in PATHS, under the sanitized topic's subject.
+
+    For workers configured with schema_registry.auto_register_derived: false (they may only read the
+    registry): run it from CI when an annotated schema changes, before the producers ship it. Exit 1 if
+    the registry refuses one (incompatible: the worker would dead-letter its records), 2 if it cannot be
+    asked.
+    """
+    from stream_anon.registry import DerivedSchemaRejected, RegistryError, derived_subject
+
+    target = registry_target(config_path, registry_url, output_topic)
+    if target is None:
+        raise click.UsageError("give --registry URL, or a --config with schema_registry_url")
+    client, strategy, topic = target
+    refused = 0
+    for path in schema_files(paths):
+        try:
+            plan = compile_file(path, None)
+        except SchemaRulesError as exc:
+            raise click.ClickException(f"{path}: {exc} (run stream-anon lint)") from None
+        subject = derived_subject(strategy, topic, plan.derived_schema)
+        try:
+            schema_id = client.register(subject, plan.derived_schema)
+        except DerivedSchemaRejected as exc:
+            click.echo(f"{path}: refused under {subject}: {exc.message}", err=True)
+            refused += 1
+            continue
+        except RegistryError as exc:
+            registry_failed(exc)
+        click.echo(f"{path}: derived schema registered under {subject} (id {schema_id})")
+    sys.exit(1 if refused else 0)
 
 
 @click.group()
