@@ -4,8 +4,8 @@
 # start is an empty registry, with BACKWARD compatibility (Confluent's default; Apicurio's own is NONE).
 #
 #   scripts/registry.sh fetch    resolve io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all (once)
-#   scripts/registry.sh start    an empty registry on 127.0.0.1:$REGISTRY_PORT, unless ours already runs
-#                                (then: readiness check); waits until the ccompat API answers
+#   scripts/registry.sh start    an empty registry on 127.0.0.1:$REGISTRY_PORT, unless one already answers
+#                                there (ours or not: then it is used); waits until the ccompat API answers
 #   scripts/registry.sh stop     TERM the registry we started, KILL after REGISTRY_STOP_TIMEOUT seconds
 #   scripts/registry.sh status   exit 0 when the ccompat API answers, 3 when it does not
 #   scripts/registry.sh url      print the URL clients take: schema_registry_url, confluent-kafka's "url"
@@ -173,6 +173,11 @@ cmd_start() {
   if our_pid >/dev/null; then
     say "already running (pid $(our_pid))"
     wait_ready
+    return 0
+  fi
+  if port_open "$PORT" && answers; then
+    # started by another checkout or by hand: use it, leave it alone (stop will not touch it)
+    say "a registry already answers at $URL (not started here): using it"
     return 0
   fi
   if port_open "$PORT" || port_open "$MGMT_PORT"; then
