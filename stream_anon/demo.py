@@ -208,12 +208,42 @@ def report(
     return len(sanitized), reasons
 
 
-def source_offsets(bootstrap: str, topic: str, schema_path: Path) -> dict[tuple[int, int], dict[str, Any]]:
-    """The raw records as the broker stored them, by (partition, offset), for the side-by-side view."""
+def source_offsets(
+    bootstrap: str, topic: str, schema_path: Path, header: bytes | None = None
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """The raw records as the broker stored them, by (partition, offset), for the side-by-side view:
+    those framed with ``header`` (by default the schema's single-object header)."""
     writer = parse_writer_schema(schema_path.read_text(encoding="utf-8"), ref=schema_path.name)
+    header = header or SINGLE_OBJECT_MAGIC + fingerprint(writer.schema)
     raw: dict[tuple[int, int], dict[str, Any]] = {}
     for msg in read_topic(bootstrap, topic):
         value = msg.value()
-        if value and value[:2] == SINGLE_OBJECT_MAGIC and value[2:10] == fingerprint(writer.schema):
-            raw[(msg.partition(), msg.offset())] = decode_payload(value, 10, writer.parsed, writer.ref)
+        if value and value.startswith(header):
+            raw[(msg.partition(), msg.offset())] = decode_payload(
+                value, len(header), writer.parsed, writer.ref
+            )
     return raw
+
+
+def register_raw_schema(registry_url: str, topic: str, schema_path: Path) -> bytes:
+    """Register the annotated schema as a producer's serializer does (``<topic>-value``); its frame header."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    client = SchemaRegistryClient({"url": registry_url})
+    schema_id = client.register_schema(
+        f"{topic}-value", Schema(schema_path.read_text(encoding="utf-8"), "AVRO")
+    )
+    return frame_header(Framing.CONFLUENT, int(schema_id).to_bytes(4, "big"))
+
+
+def registered_subjects(registry_url: str, topics: DemoTopics) -> list[str]:
+    """The demo's subjects in the registry, each with its latest version and id."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    client = SchemaRegistryClient({"url": registry_url})
+    shown = []
+    for subject in sorted(client.get_subjects()):
+        if subject.startswith((topics.raw, topics.sanitized)):
+            latest = client.get_latest_version(subject)
+            shown.append(f"{subject} (version {latest.version}, id {latest.schema_id})")
+    return shown

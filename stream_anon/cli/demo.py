@@ -1,4 +1,5 @@
-"""``stream-anon demo``: the end-to-end demo on the embedded default (schemas directory, local broker)."""
+"""``stream-anon demo``: the end-to-end demo on the embedded default (schemas directory, local broker),
+or through a Schema Registry (``--registry``)."""
 
 from __future__ import annotations
 
@@ -44,9 +45,24 @@ import click
     show_default=True,
     help="Records to show raw next to sanitized.",
 )
+@click.option(
+    "--registry",
+    "registry_url",
+    default=None,
+    metavar="URL",
+    help="Run through this Schema Registry (scripts/demo.sh --registry starts a local one): the producer "
+    "registers feedback.avsc and writes Confluent framing, the worker reads writer schemas from the "
+    "registry and registers the derived schema; the subjects are shown at the end.",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, bootstrap_servers: str, count: int, schemas_dir: Path, workdir: Path, show: int
+    ctx: click.Context,
+    bootstrap_servers: str,
+    count: int,
+    schemas_dir: Path,
+    workdir: Path,
+    show: int,
+    registry_url: str | None,
 ) -> None:
     """Run the demo: generate feedback, sanitize it through the real broker, show raw next to sanitized.
 
@@ -62,6 +78,7 @@ def demo(
     from stream_anon.config import Settings
     from stream_anon.keys import Keys
     from stream_anon.logs import configure_logging
+    from stream_anon.registry import RegistryClient, RegistryError
     from stream_anon.service import output_key_function
     from stream_anon.worker import Worker, WorkerError, check_topics
 
@@ -77,37 +94,49 @@ def demo(
         input_topics=[topics.raw],
         output_topic=topics.sanitized,
         dlq_topic=topics.dlq,
-        schemas_dir=schemas_dir,
+        # through a registry the worker needs no schemas directory: writer schemas come by id
+        schemas_dir=None if registry_url else schemas_dir,
+        schema_registry_url=registry_url,
         keys_file=keys_file,
         metrics_port=0,
         transactional_id=f"stream-anon-demo-{os.getpid()}",
     )
     schema = schemas_dir / "feedback.avsc"
 
-    click.echo(f"[1/5] broker at {bootstrap_servers}")
+    click.echo(
+        f"[1/5] broker at {bootstrap_servers}"
+        + (f", schema registry at {registry_url}" if registry_url else "")
+    )
     try:
         check_topics(settings, timeout_s=20, topics=[])
-    except WorkerError as exc:
-        raise click.ClickException(f"{exc} (start one with scripts/kafka.sh start)") from None
+        if registry_url:
+            RegistryClient(registry_url).wait_until_answering(20)
+    except (WorkerError, RegistryError) as exc:
+        raise click.ClickException(
+            f"{exc} (start them with scripts/kafka.sh start and scripts/registry.sh start)"
+        ) from None
     click.echo(f"[2/5] creating fresh topics {topics.raw}, {topics.sanitized}, {topics.dlq}")
     d.recreate_topics(bootstrap_servers, topics, partitions=3)
     click.echo(
         f"[3/5] producing {count} generated feedback records and {len(d.malformed_records())} malformed ones"
     )
-    _, produced = d.produce_feedback(bootstrap_servers, topics.raw, schema, count, seed=7)
+    header = d.register_raw_schema(registry_url, topics.raw, schema) if registry_url else None
+    _, produced = d.produce_feedback(bootstrap_servers, topics.raw, schema, count, seed=7, header=header)
     click.echo("[4/5] running the worker until the raw topic is drained")
     pipeline = build_pipeline(settings)
     observer = d.CountingObserver()
     worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
     d.run_until_drained(worker, observer, produced)
     click.echo("[5/5] reading the sanitized and dead-letter topics back (read_committed)")
-    raw = d.source_offsets(bootstrap_servers, topics.raw, schema)
+    raw = d.source_offsets(bootstrap_servers, topics.raw, schema, header)
     sanitized, reasons = d.report(settings, pipeline.resolver, raw, show)
     click.echo("")
     click.echo(
         f"in: {produced}   sanitized: {sanitized}   dead-lettered: {sum(reasons.values())}"
         + (f"  ({', '.join(f'{r}: {n}' for r, n in sorted(reasons.items()))})" if reasons else "")
     )
+    if registry_url:
+        click.echo("registered subjects: " + ", ".join(d.registered_subjects(registry_url, topics)))
     if sanitized + sum(reasons.values()) != produced:
         raise click.ClickException("counts do not add up: a record was lost or duplicated")
 

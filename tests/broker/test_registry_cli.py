@@ -125,3 +125,17 @@ def test_schemas_register_then_a_worker_that_may_not_register_uses_it(
     bucketed = variant(tmp_path, "bucketed", BUCKET, record_name=record_name)
     again = cli("schemas", "register", "--config", str(config), str(bucketed))
     assert again.returncode == 1 and f"refused under {subject}" in again.stderr
+
+
+def test_the_demo_runs_through_the_registry_and_shows_the_subjects(
+    tmp_path: Path, broker: str, registry: str
+) -> None:
+    done = cli(
+        "demo", "--registry", registry, "--count", "30", "--show", "0", "--workdir", str(tmp_path),
+        "--bootstrap-servers", broker, "--schemas-dir", str(REPO / "schemas"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "in: 33   sanitized: 30   dead-lettered: 3" in done.stdout
+    subjects = next(line for line in done.stdout.splitlines() if line.startswith("registered subjects: "))
+    assert "demo.feedback.raw-value (version" in subjects
+    assert "demo.feedback.sanitized-value (version" in subjects
