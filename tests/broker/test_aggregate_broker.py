@@ -121,7 +121,9 @@ def published(topic: str) -> list[dict[str, Any]]:
 def test_windows_are_published_once_noisy_bounded_and_suppressed(setup: Any) -> None:
     config, sanitized, aggregates = setup
     flood = [feedback("de-0", "DE", 0, 1) for _ in range(1000)]  # one user floods day 0
-    produce_records(sanitized, population(0) + population(1) + flood, extra=[b"\xc3\x01garbage!!"])
+    # In event-time order within each partition: a flood of day 0 after day 1's records would sit a day
+    # behind its partition's newest record, and be late whenever the other partitions were read first.
+    produce_records(sanitized, population(0) + flood + population(1), extra=[b"\xc3\x01garbage!!"])
     produce_records(sanitized, [feedback(f"late-{i}", "DE", 3, 3) for i in range(5)])
 
     settings = load_settings(config)
