@@ -58,7 +58,7 @@ fetch() {
   [ -f "$DIST/.runjar" ] && return 0
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Apicurio Registry from Maven Central"
   mkdir -p "$CACHE"
-  say "fetching $ARTIFACT from Maven Central with Maven (about 160 MB, once)..."
+  say "fetching $ARTIFACT from Maven Central with Maven (about 110 MB, once)..."
   # dependency:get without transitives: dependency:copy also resolves the parent POM, which some
   # releases (3.0.9) do not publish
   if ! mvn -B -ntp -Dstyle.color=never dependency:get -Dartifact="$ARTIFACT" -Dtransitive=false \

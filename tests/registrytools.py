@@ -78,7 +78,7 @@ def read_avro(topic: str, expected: int, timeout_s: float = 60.0) -> list[dict[s
     return records
 
 
-def java_console_consume(topic: str, timeout_ms: int = 15000) -> tuple[int, str]:
+def java_console_consume(topic: str, timeout_ms: int = 5000) -> tuple[int, str]:
     """Kafka's own Java console consumer, read_committed: (records it reports processed, its stderr)."""
     subprocess.run([str(REPO / "scripts" / "kafka.sh"), "fetch"], check=True, capture_output=True)
     libs = os.environ.get("KAFKA_CACHE", str(REPO / ".cache" / "kafka")) + "/libs/*"
