@@ -3,8 +3,9 @@
 ``FailingRegistryProxy`` forwards every request to the real Schema Registry (so ids, subjects and
 compatibility answers are the real registry's) until told to fail the way a registry, or the network to
 it, fails: answer 503 (an overloaded or restarting registry), drop connections without an answer (a
-registry that went away), or refuse requests without the expected basic-auth credentials (401). With a
-certificate it serves HTTPS, for the registry client's TLS settings.
+registry that went away), answer 404 pages (an ingress routing the path elsewhere), or refuse requests
+without the expected basic-auth credentials (401). With a certificate it serves HTTPS, for the registry
+client's TLS settings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Mode(StrEnum):
     FORWARD = "forward"
     SERVICE_UNAVAILABLE = "503"
     DROP = "drop"
+    NOT_FOUND_PAGE = "404"
 
 
 class FailingRegistryProxy:
@@ -57,6 +59,11 @@ class FailingRegistryProxy:
                     proxy.failed += 1
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if proxy.mode is Mode.NOT_FOUND_PAGE:  # a misrouted ingress: 404, not the registry's
+                    proxy.failed += 1
+                    page = b"<html><body>404 Not Found</body></html>"
+                    self._relay(404, page, "text/html")
                     return
                 if proxy.mode is Mode.SERVICE_UNAVAILABLE:
                     proxy.failed += 1

@@ -4,10 +4,10 @@
   registry's answer, other schemas keep flowing (it used to stall every partition with healthy probes);
 * a URL that is not the registry's API (the bare Apicurio URL answers 404 to everything): the start-up
   check exits 2 naming the URL and the answer (it used to dead-letter every record as unknown_schema);
-* refused credentials: exit 2; an unavailable registry (503, dropped connections): records wait, /readyz
-  is not ready, nothing is dead-lettered, and work resumes by itself. These two go through
-  ``FailingRegistryProxy`` (tests/registryproxy.py), a stand-in in front of the real registry, because
-  the real one cannot be made to fail that way on demand.
+* refused credentials: exit 2; an unavailable registry (503, dropped connections, 404 pages that are not
+  the registry's): records wait, /readyz is not ready, nothing is dead-lettered, and work resumes by
+  itself. These two go through ``FailingRegistryProxy`` (tests/registryproxy.py), a stand-in in front of
+  the real registry, because the real one cannot be made to fail that way on demand.
 """
 
 from __future__ import annotations
@@ -259,8 +259,14 @@ def test_an_unavailable_registry_holds_records_back_not_ready_and_work_resumes_b
             proxy.mode = Mode.DROP
             failed_before = proxy.failed
             wait_for("retries while connections drop", lambda: proxy.failed > failed_before, 40)
+            # an ingress that routes the path elsewhere answers 404 without a registry error code: that is
+            # not "schema unknown", so the held records wait, they are not dead-lettered as unknown_schema
+            proxy.mode = Mode.NOT_FOUND_PAGE
+            failed_before = proxy.failed
+            wait_for("retries while 404 pages answer", lambda: proxy.failed > failed_before, 40)
             _, metrics = get(base + "/metrics")
             assert 'stream_anon_registry_errors_total{kind="unavailable"}' in metrics
+            assert 'stream_anon_registry_errors_total{kind="misconfigured"}' in metrics
             assert "stream_anon_registry_available 0.0" in metrics
             assert read_all(dlq, idle_s=1) == [], "nothing is dead-lettered for the registry's absence"
             assert proc.poll() is None
