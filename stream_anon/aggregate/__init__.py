@@ -2,7 +2,8 @@
 
 ``WindowedAggregation`` (windows.py) is the Kafka-free core: records in, closed windows with exact,
 contribution-bounded figures out. ``Releaser`` (release.py) turns a closed window into noisy, suppressed
-records charged to the ``Ledger`` (ledger.py); ``Mechanisms`` (noise.py) holds the OpenDP measurements;
+records charged to the ``Ledger`` (ledger.py), which keeps each person's lifetime budget; ``Mechanisms``
+(noise.py) holds the window's OpenDP measurements (built in ``stream_anon.dp``);
 ``AggregateJob`` (job.py) is the Kafka loop. docs/privacy.md states the guarantees.
 """
 

@@ -163,11 +163,6 @@ class AggregateSettings(BaseModel):
         )
 
     @property
-    def windows_per_person(self) -> int:
-        """How many windows one person's records can count in before the lifetime budget is spent."""
-        return int(self.budget.lifetime / self.window_epsilon + 1e-9)
-
-    @property
     def effective_transactional_id(self) -> str:
         return self.transactional_id or self.group_id
 
