@@ -88,15 +88,18 @@ fetch() {
   say "unpacked into $DIST"
 }
 
-# The Java release the registry's own classes were compiled for (class-file major version - 44).
+# The Java release the registry's own classes were compiled for (class-file major version - 44). Python
+# reads the jar (no unzip needed on a fresh machine).
 java_needed() {
-  local jar class major
+  local jar
   jar="$(find "$DIST/app" -maxdepth 1 -name '*.jar' 2>/dev/null | head -1)"
   [ -n "$jar" ] || jar="$DIST/$(cat "$DIST/.runjar")"
-  class="$(unzip -Z1 "$jar" 2>/dev/null | grep '\.class$' | grep -v '^META-INF/' | head -1)"
-  [ -n "$class" ] || { echo 17; return 0; }
-  major="$(unzip -p "$jar" "$class" | head -c 8 | od -An -tu1 | awk '{print $7 * 256 + $8}')"
-  echo $((major - 44))
+  python3 - "$jar" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as jar:
+    name = next((n for n in jar.namelist() if n.endswith(".class") and not n.startswith("META-INF/")), None)
+    print(int.from_bytes(jar.read(name)[6:8], "big") - 44 if name else 17)
+PY
 }
 
 java_release() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
@@ -133,16 +136,29 @@ our_pid() {
   echo "$pid"
 }
 
+# http METHOD URL [JSON BODY]: the response body on a 2xx, else a failure (python3: no curl needed)
+http() {
+  python3 - "$@" <<'PY'
+import sys, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], (sys.argv[3].encode() if len(sys.argv) > 3 else None)
+request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        sys.stdout.write(answer.read().decode())
+except Exception:
+    sys.exit(1)
+PY
+}
+
 # Ready: the Confluent API lists subjects (a JSON array), which needs the storage to be up.
 answers() {
   local body
-  body="$(curl -sf -m 5 "$URL/subjects" 2>/dev/null)" || return 1
+  body="$(http GET "$URL/subjects" 2>/dev/null)" || return 1
   [[ "$body" == \[* ]]
 }
 
 set_compatibility() {
-  curl -sf -m 10 -X PUT -H 'Content-Type: application/json' \
-    -d "{\"compatibility\":\"$COMPATIBILITY\"}" "$URL/config" >/dev/null \
+  http PUT "$URL/config" "{\"compatibility\":\"$COMPATIBILITY\"}" >/dev/null \
     || die "could not set the global compatibility level $COMPATIBILITY at $URL/config"
 }
 
