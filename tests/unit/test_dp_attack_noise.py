@@ -170,3 +170,34 @@ def test_a_forked_child_never_reuses_its_parents_noise() -> None:
     # steps of scale): one coincidence among 40,000 pairs is ~2e-5, two are ~2e-10.
     shared = set(parent) & set(child)
     assert len(shared) <= 1, f"{len(shared)} of 200 outputs shared with the parent"
+
+
+def test_the_op_draws_from_the_same_distribution_as_opendps_own_measurement_on_the_value() -> None:
+    """The pool adds OpenDP's integer noise to the value on a grid, exactly as OpenDP's float Laplace
+    mechanism does inside (round to the 2^k grid, discrete Laplace in steps): the two samples of outputs
+    for the same input agree (two-sample Kolmogorov-Smirnov, false alarm below 1e-6) and share the grid."""
+    import opendp.prelude as dp
+
+    from stream_anon.dp import BoundedValueNoise
+
+    n = 1500
+    ours = BoundedValueNoise(0, 120, 1.0, "double")
+    dp.enable_features("contrib")
+    theirs = dp.m.make_laplace(
+        dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), ours.scale, k=ours.exponent
+    )
+    assert theirs.map(120.0) <= 1.0 + 1e-9
+    a = sorted(ours(37.5) for _ in range(n))
+    b = sorted(theirs(37.5) for _ in range(n))
+    step = Fraction(2) ** ours.exponent
+    assert all(on_grid(y, 0.0, step) for y in a + b)
+    distance, i, j = 0.0, 0, 0
+    while i < n and j < n:
+        x = min(a[i], b[j])
+        while i < n and a[i] == x:
+            i += 1
+        while j < n and b[j] == x:
+            j += 1
+        distance = max(distance, abs(i - j) / n)
+    critical = math.sqrt(-math.log(1e-6 / 2) / 2) * math.sqrt(2 / n)
+    assert distance < critical, f"KS distance {distance:.3f} to OpenDP's own (critical {critical:.3f})"
