@@ -23,7 +23,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from stream_anon.detection import TextScanner
-from stream_anon.detection.validated import DEFAULT, DetectorSet, partial_mask
+from stream_anon.detection.contextual import VERIFIER
+from stream_anon.detection.validated import DetectorSet, partial_mask
 from stream_anon.walk import Walker, compile_walker, walk_untyped
 from stream_anon.wire import WireError
 
@@ -276,7 +277,7 @@ class Auditor:
         threshold: float | None = None,
         batch_size: int = 64,
         ignore_paths: frozenset[str] = frozenset(),
-        detectors: DetectorSet = DEFAULT,
+        detectors: DetectorSet = VERIFIER,
     ) -> None:
         self.report = AuditReport(topic=topic, ner=scanner is not None)
         self._scanner = scanner

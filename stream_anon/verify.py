@@ -38,7 +38,8 @@ from stream_anon.detection.text import (
     normalize,
     normalize_value,
 )
-from stream_anon.detection.validated import DETECTORS, Detector, DetectorSet
+from stream_anon.detection.contextual import VERIFIER
+from stream_anon.detection.validated import Detector, DetectorSet
 from stream_anon.walk import Leaf, Screen, Walker, compile_screen, compile_walker, replace_leaf, walk_untyped
 
 OnLeak = Literal["dead_letter", "redact"]
@@ -119,7 +120,7 @@ class Verifier:
         self,
         on_leak: OnLeak = "dead_letter",
         *,
-        detectors: Iterable[Detector] = DETECTORS,
+        detectors: Iterable[Detector] = VERIFIER.detectors,
         min_exact_length: int = MIN_EXACT_LENGTH,
     ) -> None:
         if on_leak not in ("dead_letter", "redact"):

@@ -252,19 +252,40 @@ def _grouped(digits: str, rng: random.Random) -> str:
 _DOB_FORMATS = ("%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y", "%B %d, %Y", "%d %B %Y", "%d-%m-%Y")
 
 
+def _valid_draw(make: Callable[[], str], valid: Callable[[str], bool]) -> str | None:
+    """A value ``make`` draws that python-stdnum validates (Faker does not always compute checksums)."""
+    for _ in range(200):
+        value = make()
+        if valid(value):
+            return value
+    return None
+
+
 def _national_id(fake: Faker, locale: str) -> str | None:
-    """An identifier of a kind Presidio ships a recognizer for, drawn by Faker for that locale."""
-    makers: dict[str, Callable[[], str]] = {
-        "en_US": lambda: str(fake.ssn()),
-        "es_ES": lambda: str(fake.nif()),
-        "it_IT": lambda: str(fake.ssn()),
-        "pl_PL": lambda: str(fake.pesel()),
-        "sv_SE": lambda: str(fake.ssn()),
-        "tr_TR": lambda: str(fake.ssn()),
-        "hi_IN": lambda: str(Faker("en_IN", seed=fake.random.randint(0, 10**9)).aadhaar_id()),
+    """An identifier of a kind Presidio ships a recognizer for, drawn by Faker for that locale and
+    validated by python-stdnum (the issue asks for ids whose checksums validate)."""
+    from stdnum.us import ssn
+    from stdnum.es import nif
+    from stdnum.in_ import aadhaar
+    from stdnum.it import codicefiscale
+    from stdnum.pl import pesel
+    from stdnum.se import personnummer
+    from stdnum.tr import tckimlik
+
+    india = Faker("en_IN")
+    india.seed_instance(fake.random.randint(0, 10**9))
+    makers: dict[str, tuple[Callable[[], str], Callable[[str], bool]]] = {
+        "en_US": (lambda: str(fake.ssn()), ssn.is_valid),
+        "es_ES": (lambda: str(fake.nif()), nif.is_valid),
+        "it_IT": (lambda: str(fake.ssn()), codicefiscale.is_valid),
+        "pl_PL": (lambda: str(fake.pesel()), pesel.is_valid),
+        "sv_SE": (lambda: str(fake.ssn()), personnummer.is_valid),
+        "tr_TR": (lambda: str(fake.ssn()), tckimlik.is_valid),
+        "hi_IN": (lambda: str(india.aadhaar_id()), aadhaar.is_valid),
     }
-    make = makers.get(locale)
-    return make() if make else None
+    if locale not in makers:
+        return None
+    return _valid_draw(*makers[locale])
 
 
 def _obfuscated(email: str, rng: random.Random) -> Item:
@@ -284,7 +305,10 @@ def _obfuscated(email: str, rng: random.Random) -> Item:
 def draw(kind: str, fake: Faker, locale: str, rng: random.Random) -> Item | None:
     """One planted value of ``kind`` for ``locale`` (None when the locale has no such value)."""
     if kind == "name":
-        name = str(fake.name())
+        # First and last name without the titles and suffixes ``name()`` may add ("Prof.", "MBA"):
+        # those are not what identifies the person.
+        first, last = str(fake.first_name()), str(fake.last_name())
+        name = f"{last}{first}" if locale == "zh_CN" else f"{last} {first}" if locale == "ja_JP" else f"{first} {last}"
         if locale in NON_LATIN:
             return Item("name_script", name, [name])
         if rng.random() < 0.4:
@@ -317,7 +341,15 @@ def draw(kind: str, fake: Faker, locale: str, rng: random.Random) -> Item | None
         email = str(fake.email())
         return Item("email", email, [email])
     if kind == "iban":
-        iban = str(fake.iban())
+        from stdnum import iban as stdnum_iban
+
+        # Some locales' providers draw IBANs of the wrong length: keep only valid ones.
+        drawn = _valid_draw(lambda: str(fake.iban()), stdnum_iban.is_valid)
+        if drawn is None:
+            fallback = Faker("en_GB")
+            fallback.seed_instance(rng.randint(0, 10**9))
+            drawn = str(fallback.iban())
+        iban = drawn
         if rng.random() < 0.5:
             iban = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
         return Item("iban", iban, [iban])

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import phonenumbers
 import regex
@@ -28,6 +28,7 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecog
 from spacy.tokens import Doc, Token
 from spacy.tokens import Span as SpacySpan
 
+from stream_anon.detection import contextual
 from stream_anon.detection import validated as detectors
 from stream_anon.detection.config import PERSON, DetectionConfig, RecognizerConfigError, expand_macros
 
@@ -58,6 +59,10 @@ class ValidatedDetectorsRecognizer(LocalRecognizer):
         detectors.IBAN_CODE,
         detectors.US_SSN,
         detectors.IP_ADDRESS,
+        contextual.DATE_OF_BIRTH,
+        contextual.STREET_ADDRESS,
+        contextual.PROFILE_URL,
+        contextual.PERSON,
     ]
 
     def __init__(self, score: float) -> None:
@@ -79,7 +84,7 @@ class ValidatedDetectorsRecognizer(LocalRecognizer):
                 # Presidio's context enhancer writes into the explanation: without one it raises
                 analysis_explanation=AnalysisExplanation(type(self).__name__, self.score),
             )  # the analyzer adds the recognizer's name and id
-            for finding in detectors.find(text)
+            for finding in contextual.SCAN.find(text)
             if finding.entity in entities
         ]
 
@@ -90,10 +95,20 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
     The stock recognizer runs a ``PhoneNumberMatcher`` over the whole text once per region (about 0.3 ms
     each). This one runs it on the window of each run of seven or more digits, skips a window that a
     validated detector has already claimed (a card number, a grouped phone number), and stops at the
-    first region that matches (any region parses a number written with its country code).
+    first region that matches (any region parses a number written with its country code). A region
+    ``all`` in ``supported_regions`` stands for every other region python-phonenumbers knows.
     """
 
-    _CANDIDATE = re.compile(r"[+(]?\d[\d \t.\-/()]{5,}\d")
+    _CANDIDATE = re.compile(r"[+(]?\d[\d \t.\-/()]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?", re.I)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        regions = list(self.supported_regions)
+        if "all" in regions:
+            at = regions.index("all")
+            others = sorted(phonenumbers.SUPPORTED_REGIONS - set(regions))
+            regions[at : at + 1] = others
+        self.supported_regions = regions
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None

@@ -142,9 +142,10 @@ def _in_original(norm: Normalized, spans: list[Span]) -> list[Span]:
 _HAS_NUMBER = re.compile(r"\d[\d \t.\-/()]{5,}\d")
 _HAS_IP = re.compile(r"\d\.\d|[0-9A-Fa-f]?:[0-9A-Fa-f]*:")
 _HAS_WORD = re.compile(r"[^\W\d_]{2}")
+_SPELLED_AT = re.compile(r"\bat\b|\(at\)|\[at\]|\{at\}|\bdot\b", re.IGNORECASE)
 _RECOGNIZER_ID = "recognizer_identifier"  # RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
 _GATES: dict[str, Callable[[str], bool]] = {
-    "EMAIL_ADDRESS": lambda text: "@" in text,
+    "EMAIL_ADDRESS": lambda text: "@" in text or _SPELLED_AT.search(text) is not None,
     "PHONE_NUMBER": lambda text: _HAS_NUMBER.search(text) is not None,
     "CREDIT_CARD": lambda text: _HAS_NUMBER.search(text) is not None,
     "IBAN_CODE": lambda text: _HAS_NUMBER.search(text) is not None,

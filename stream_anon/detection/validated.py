@@ -105,19 +105,22 @@ class PhoneDetector(_Validated):
     """
 
     entity = PHONE_NUMBER
-    window = (2, 2)
+    window = (2, 16)  # an extension ("x40057") follows the digit run
     gate = ""
     min_digits = 9
     _pattern = re.compile(
         r"(?<![\w+])(?<!\w[.\-/])(?:\+|00)?(?:\(\d{1,5}\)|\d)(?:[ .\-/]?(?:\(\d{1,5}\)|\d)){6,22}"
-        r"(?!\w|[.\-/:]\w)"
+        r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?(?!\w|[.\-/:]\w)",
+        re.IGNORECASE,
     )
+    _extension = re.compile(r"[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6}$", re.IGNORECASE)
     _groups = re.compile(r"\d+")
     _separators = re.compile(r"[ .\-/()]+")
     _ssn_shape = re.compile(r"\d{3}[ -]\d{2}[ -]\d{4}")
     _date = re.compile(r"(?:^|\D)(?:\d{4}[-/.]\d{2}[-/.]\d{2}|\d{2}[-/.]\d{2}[-/.]\d{4})(?:\D|$)")
 
     def _valid(self, candidate: str) -> bool:
+        candidate = self._extension.sub("", candidate)  # "555-123-4567 x89": the number is the phone
         international = candidate.startswith(("+", "00"))
         groups = self._groups.findall(candidate)
         digits = sum(len(g) for g in groups)
@@ -165,7 +168,7 @@ class CardDetector(_Validated):
     window = (2, 2)
     gate = ""
     min_digits = 12
-    _pattern = re.compile(r"(?<![\w+])(?<!\w[.\-/])\d(?:[ \-]?\d){11,18}(?!\w|[.\-/]\w)")
+    _pattern = re.compile(r"(?<![\w+])(?<!\w[.\-/])\d(?:[ .\-]?\d){11,18}(?!\w|[.\-/]\w)")
     _digits = re.compile(r"\D")
 
     def _valid(self, candidate: str) -> bool:
@@ -198,6 +201,8 @@ _ISSUERS: tuple[tuple[int, int, int, frozenset[int]], ...] = (
     (644, 649, 3, frozenset({16, 17, 18, 19})),
     (65, 65, 2, frozenset({16, 17, 18, 19})),
     (3528, 3589, 4, frozenset({16, 17, 18, 19})),  # JCB
+    (2131, 2131, 4, frozenset({15})),  # JCB, 15 digits
+    (1800, 1800, 4, frozenset({15})),
     (62, 62, 2, frozenset({16, 17, 18, 19})),  # UnionPay
     (50, 50, 2, frozenset(range(12, 20))),  # Maestro
     (56, 69, 2, frozenset(range(12, 20))),

@@ -1,0 +1,252 @@
+"""Detectors proved by their context or shape rather than a checksum: obfuscated emails, dates of birth,
+profile URLs, street addresses and names written in another script than the text around them.
+
+Each is one precompiled pattern behind a substring or character test, so a text that cannot hold its
+entity costs a test. They implement ``validated.Detector`` and run with the validated detectors:
+
+* ``GRAMMAR`` (obfuscated emails, dates next to a birth word, profile URLs) in the scan **and** the leak
+  verifier: what they find is PII wherever it is, so a sanitized record holding one is stopped;
+* ``TEXT_ONLY`` (street addresses, non-Latin-script names) in the scan and the audit only: they read
+  English free text, and a kept structured field (a shop's address, a product name in Japanese) is not
+  a leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+import regex
+
+from stream_anon.detection.validated import DETECTORS, EMAIL_ADDRESS, DetectorSet, Finding
+
+DATE_OF_BIRTH = "DATE_OF_BIRTH"
+STREET_ADDRESS = "STREET_ADDRESS"
+PROFILE_URL = "PROFILE_URL"
+PERSON = "PERSON"
+
+
+@cache
+def _top_level_domains() -> frozenset[str]:
+    """Single-label public suffixes (com, de, org, ...) from tldextract's bundled list (no download)."""
+    import tldextract
+
+    extract = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+    extract("example.com")  # loads the snapshot
+    return frozenset(t.lower() for t in extract.tlds if "." not in t and t.isascii())
+
+
+class ObfuscatedEmailDetector:
+    """``anna at example dot com``, ``anna(at)example.com``, ``anna [at] gmail [dot] com``: an address
+    with "at" or "dot" spelled out, whose last label is a registered top-level domain."""
+
+    entity = EMAIL_ADDRESS
+    window = None
+    gate = ""
+    min_digits = 0
+    _at = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
+    _dot = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\.)"
+    _pattern = regex.compile(
+        rf"(?<![\w.+\-@])(?P<local>[\w+\-]+(?:\.[\w+\-]+)*)(?P<at>{_at})"
+        rf"(?P<host>(?:[^\W_][\w\-]*{_dot})+)(?P<tld>[^\W\d_]{{2,24}})(?![\w\-])",
+        regex.IGNORECASE,
+    )
+    _marker = regex.compile(r"(?i)\bat\b|\bdot\b|[(\[{<]\s*(?:at|@|dot)\s*[)\]}>]")
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        lowered = text.lower()
+        if " at " not in lowered and "at)" not in lowered and "at]" not in lowered and "at}" not in lowered:
+            if "dot" not in lowered:
+                return
+        end = len(text) if endpos is None else endpos
+        for match in self._pattern.finditer(text, pos, end, overlapped=False):
+            if match["at"].strip() == "@" and "dot" not in match["host"].lower():
+                continue  # a plain address: the email detector's
+            if match["tld"].lower() not in _top_level_domains():
+                continue
+            yield Finding(self.entity, match.start(), match.end())
+
+
+_MONTHS = (
+    "jan(?:uary|vier|uar|\\.)?|feb(?:ruary|ruar|\\.)?|févr(?:ier)?|mar(?:ch|s|z|\\.)?|märz|apr(?:il|\\.)?|avr(?:il)?"
+    "|may|mai|mei|jun(?:e|i|\\.)?|juin|jul(?:y|i|\\.)?|juil(?:let)?|aug(?:ust|\\.)?|août|sep(?:t|tember|tembre|\\.)?"
+    "|oct(?:ober|obre|\\.)?|okt(?:ober)?|nov(?:ember|embre|\\.)?|dec(?:ember|\\.)?|dez(?:ember)?|déc(?:embre)?"
+    "|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre"
+    "|gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre"
+    "|janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro"
+    "|januari|februari|maart|juni|juli|augustus|oktober"
+)
+_DATE = (
+    r"(?:\d{1,2}[./\-]\d{1,2}[./\-](?:\d{4}|\d{2})|\d{4}[./\-]\d{1,2}[./\-]\d{1,2}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th|er|\.)?\s+(?:de\s+)?(?:{_MONTHS})\s+(?:de\s+)?\d{{4}}"
+    rf"|(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"
+)
+# Words that make a date someone's birth date, in the locales' languages.
+_BIRTH_WORDS = (
+    r"born|birth|birthday|birthdate|b-?day|d\.?o\.?b\.?|date\s+of\s+birth|geboren|geburtsdatum|geburtstag"
+    r"|n[ée]e?|naissance|nacid[oa]|nac[ií]|nacimiento|cumpleaños|nat[oa]|nascita|nascid[oa]|nascimento"
+    r"|geboortedatum|urodzon[ya]|urodzenia|urodziny|född|födelsedatum|doğum|doğdum|dogum"
+)
+
+
+class DateOfBirthDetector:
+    """A date up to a few words after a birth word: ``born 03/04/1947``, ``DOB: 1950-10-05``, ``né le 3
+    avril 1951``, ``Geburtsdatum ist der 05.10.1950``. Other dates (an order's, an error code) stay."""
+
+    entity = DATE_OF_BIRTH
+    window = None
+    gate = ""
+    min_digits = 0
+    _pattern = regex.compile(
+        rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
+        regex.IGNORECASE,
+    )
+    _gate = regex.compile(r"\d{4}|\d[./\-]\d{1,2}[./\-]\d")
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        end = len(text) if endpos is None else endpos
+        if self._gate.search(text, pos, end) is None:
+            return
+        for match in self._pattern.finditer(text, pos, end):
+            yield Finding(self.entity, match.start("date"), match.end("date"))
+
+
+class ProfileUrlDetector:
+    """URLs that name a person's account: ``https://github.com/jdoe``, ``…/in/jdoe``, ``…/@jdoe``,
+    ``…/~jdoe``, ``…/users/jdoe``. The whole URL is the finding (its path is the username)."""
+
+    entity = PROFILE_URL
+    window = None
+    gate = "/"
+    min_digits = 0
+    _social = (
+        r"(?:github|gitlab|twitter|x|instagram|facebook|fb|linkedin|medium|tiktok|youtube|reddit|pinterest"
+        r"|threads|bsky|mastodon\.\w+|vk|t|snapchat|twitch|soundcloud|behance|dribbble|flickr|tumblr|quora)"
+    )
+    _pattern = regex.compile(
+        rf"(?i)\bhttps?://(?:www\.|m\.|[a-z]{{2}}\.)?(?:{_social}\.(?:com|me|net|org|app|social|ru|co)"
+        r"/(?:in/|u/|user/|users/|profile/|people/|channel/|@)?[\w.\-]{2,}"
+        r"|[\w.\-]+\.[a-z]{2,24}/(?:@|~|in/|u/|user/|users/|profile/|people/|members/|author/)[\w.\-]{2,})"
+        r"[^\s<>\"')\]]*"
+    )
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        if "://" not in text:
+            return
+        end = len(text) if endpos is None else endpos
+        for match in self._pattern.finditer(text, pos, end):
+            stop = match.end()
+            while stop > match.start() and text[stop - 1] in ".,;:!?":
+                stop -= 1
+            yield Finding(self.entity, match.start(), stop)
+
+
+# Street designators: the USPS's (Publication 28) for English, and the common ones of the locales'
+# languages, before the name (``rue``, ``Via``, ``ul.``) or glued to its end (``-straße``, ``-vägen``).
+_EN_TYPES = (
+    "alley|annex|arcade|avenue|ave|bayou|beach|bend|bluffs?|bottom|boulevard|blvd|branch|bridge|brooks?"
+    "|burgs?|bypass|camp|canyon|cape|causeway|center|centre|circles?|cliffs?|close|club|common|corners?"
+    "|course|courts?|ct|coves?|creek|crescent|crest|crossing|crossroad|curve|dale|dam|divide|drives?|dr"
+    "|estates?|expressway|extensions?|falls?|ferry|fields?|flats?|fords?|forest|forges?|forks?|fort"
+    "|freeway|gardens?|gateway|glens?|greens?|groves?|harbors?|haven|heights|highway|hwy|hills?|hollow"
+    "|inlet|islands?|isle|junctions?|keys?|knolls?|lakes?|land|landing|lane|ln|lights?|loaf|locks?|lodge"
+    "|loop|mall|manors?|meadows?|mews|mills?|mission|motorway|mount|mountains?|neck|orchard|oval"
+    "|overpass|park|parkway|pass|passage|path|pike|pines?|place|pl|plains?|plaza|points?|ports?"
+    "|prairie|radial|ramp|ranch|rapids?|rest|ridges?|river|road|rd|route|row|rue|run|shoals?|shores?"
+    "|skyway|springs?|spurs?|squares?|sq|station|stravenue|stream|street|st|streets|summit|terrace"
+    "|throughway|trace|track|trafficway|trail|trailer|tunnel|turnpike|underpass|unions?|valleys?|viaduct"
+    "|views?|village|villages|ville|vista|walk|wall|way|ways|wells?"
+)
+_UNIT = r"(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|#|no\.?|piso|puerta|appartamento|interno|scala|apto\.?|lok\.?|m\.)"
+_TYPE_FIRST = (
+    "rue|avenue|av\\.|bd|boulevard|chemin|impasse|allée|place|quai|route|cours|passage|square|calle|c/|avenida"
+    "|avda\\.?|plaza|paseo|camino|carrera|cuesta|ronda|travesía|glorieta|callejón|rambla|urbanización|via|viale"
+    "|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|rotonda|incrocio|canale|stretto|vico|rua|travessa"
+    "|praça|alameda|estrada|rodovia|vila|recanto|ladeira|lagoa|conjunto|setor|quadra|residencial|passarela"
+    "|jardim|parque|loteamento|núcleo|vereda|ul\\.|ulica|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
+)
+_GLUED = (
+    "straße|strasse|str\\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad|markt|hof|berg|graben"
+    "|straat|laan|plein|singel|gracht|dreef|kade|park|dijk|pad|steeg|wal|baan|veld|hoven|erf"
+    "|vägen|gatan|gränd|stigen|backen|torget|allén|leden|väg|gata|vej|gade|veien|gaten"
+)
+_WORD = r"[\p{L}][\p{L}\p{M}'’.\-]*"
+_NUMBER = r"\d{1,6}[a-zA-Z]?(?:\s*[/\-]\s*\d{1,5}[a-zA-Z]?)?"
+
+
+class StreetAddressDetector:
+    """Street addresses in the common forms of the locales: ``7631 Johnson Village Suite 690``,
+    ``Flat 7, Jones Light``, ``Wesackstraße 26``, ``8, avenue Manon Gillet``, ``Viale Parisi, 171``,
+    ``ul. Długa 5``, ``Furuvägen 63``: a house number and a street designator around one to four words."""
+
+    entity = STREET_ADDRESS
+    window = None
+    gate = ""
+    min_digits = 0
+    _unit_tail = rf"(?:,?\s+{_UNIT}\s*\d{{1,5}}[a-zA-Z]?)*"
+    _pattern = regex.compile(
+        # 7631 Johnson Village Suite 690 / 177 阿部 Street / Flat 7, Jones Light
+        rf"(?:(?<!\w)(?:flat|studio|apartment|unit)\s+\d{{1,4}}[a-zA-Z]?,?\s+|(?<![\w.,])\d{{1,6}}[a-zA-Z]?,?\s+)"
+        rf"(?:(?-i:[\p{{Lu}}\p{{Lo}}])[\p{{L}}\p{{M}}'’.\-]*\s+){{1,4}}(?:{_EN_TYPES})\b\.?{_unit_tail}"
+        # 8, avenue Manon Gillet / Cuesta de Florinda Pino 81 Apt. 66 / Viale Parisi, 171 / ul. Długa 5
+        rf"|(?:(?<![\w.,])\d{{1,5}}(?:bis|ter)?,?\s+)?(?<!\w)(?:{_TYPE_FIRST})(?!\w)\s*"
+        rf"(?:{_WORD}\s+){{0,4}}?{_WORD},?\s*(?:(?<!\d){_NUMBER}(?!\d){_unit_tail})"
+        rf"|(?<![\w.,])\d{{1,5}}(?:bis|ter)?,?\s+(?:{_TYPE_FIRST})(?!\w)\s*(?:{_WORD}\s+){{0,3}}(?-i:\p{{Lu}})[\p{{L}}\p{{M}}'’\-]+"
+        # Wesackstraße 26-83 / Lindseysingel 6 / Furuvägen 63 / Karl-Marx-Str. 5
+        rf"|(?<!\w)(?-i:\p{{Lu}})[\p{{L}}\p{{M}}\-]*(?:{_GLUED})\s*,?\s*(?<!\d){_NUMBER}(?!\d){_unit_tail}",
+        regex.IGNORECASE,
+    )
+    _gate = regex.compile(r"\d")
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        end = len(text) if endpos is None else endpos
+        if self._gate.search(text, pos, end) is None:
+            return
+        for match in self._pattern.finditer(text, pos, end):
+            stop = match.end()
+            while stop > match.start() and text[stop - 1] in ".,; ":
+                stop -= 1
+            yield Finding(self.entity, match.start(), stop)
+
+
+_OTHER_SCRIPT = (
+    r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Devanagari}\p{Bengali}\p{Gurmukhi}\p{Gujarati}"
+    r"\p{Tamil}\p{Telugu}\p{Kannada}\p{Malayalam}\p{Arabic}\p{Hebrew}\p{Thai}\p{Ethiopic}\p{Georgian}\p{Armenian}"
+)
+
+
+class OtherScriptNameDetector:
+    """In text written in Latin script, a short run of words in a non-Latin script (Han, kana, Hangul,
+    Devanagari and other Indic scripts, Arabic, Hebrew, Thai, ...) is a name, or an address (with the
+    house number in front). Text written mostly in such a script is left to the other detectors."""
+
+    entity = PERSON
+    window = None
+    gate = ""
+    min_digits = 0
+    _run = regex.compile(
+        rf"(?:(?<![\w.,])\d{{1,6}},?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Z0-9]+(?=[{_OTHER_SCRIPT}]))*"
+        rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,3}}"
+    )
+    _other_letter = regex.compile(rf"[{_OTHER_SCRIPT}]")
+    _latin_letter = regex.compile(r"\p{Latin}")
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        if text.isascii():
+            return
+        end = len(text) if endpos is None else endpos
+        other = len(self._other_letter.findall(text, pos, end))
+        if not other or other * 2 > len(self._latin_letter.findall(text, pos, end)):
+            return
+        for match in self._run.finditer(text, pos, end):
+            yield Finding(self.entity, match.start(), match.end())
+
+
+GRAMMAR = (ObfuscatedEmailDetector(), DateOfBirthDetector(), ProfileUrlDetector())
+TEXT_ONLY = (StreetAddressDetector(), OtherScriptNameDetector())
+
+
+# In priority order (where two findings overlap the earlier detector's wins): what the leak verifier
+# runs over every sanitized string, and what the scan runs over free text.
+VERIFIER = DetectorSet(DETECTORS + GRAMMAR)
+SCAN = DetectorSet(DETECTORS + GRAMMAR + TEXT_ONLY)
