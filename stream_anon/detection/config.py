@@ -32,6 +32,8 @@ class NerConfig(_Strict):
     labels: dict[str, str]
     score: float = Field(default=0.85, ge=0.0, le=1.0)
     widen_person: bool = True
+    # Words the small model takes for names that never are (weekdays and months of the locales).
+    not_person: frozenset[str] = frozenset()
 
 
 class PresidioRecognizerConfig(_Strict):

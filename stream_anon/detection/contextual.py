@@ -157,13 +157,16 @@ _EN_TYPES = (
     "|throughway|trace|track|trafficway|trail|trailer|tunnel|turnpike|underpass|unions?|valleys?|viaduct"
     "|views?|village|villages|ville|vista|walk|wall|way|ways|wells?"
 )
-_UNIT = r"(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|#|no\.?|piso|puerta|appartamento|interno|scala|apto\.?|lok\.?|m\.)"
+_UNIT = (
+    r"(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|#|no\.?|piso|puerta|appartamento|interno|scala"
+    r"|piano|apto\.?|lok\.?|m\.|étage|bloco|casa|sala|bl\.?)"
+)
 _TYPE_FIRST = (
     "rue|avenue|av\\.|bd|boulevard|chemin|impasse|allée|place|quai|route|cours|passage|square|calle|c/|avenida"
     "|avda\\.?|plaza|paseo|camino|carrera|cuesta|ronda|travesía|glorieta|callejón|rambla|urbanización|via|viale"
     "|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|rotonda|incrocio|canale|stretto|vico|rua|travessa"
     "|praça|alameda|estrada|rodovia|vila|recanto|ladeira|lagoa|conjunto|setor|quadra|residencial|passarela"
-    "|jardim|parque|loteamento|núcleo|vereda|ul\\.|ulica|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
+    "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|ul\\.|ulica|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
 )
 _GLUED = (
     "straße|strasse|str\\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad|markt|hof|berg|graben"
@@ -225,10 +228,11 @@ class OtherScriptNameDetector:
     gate = ""
     min_digits = 0
     _run = regex.compile(
-        rf"(?:(?<![\w.,])\d{{1,6}},?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Z0-9]+(?=[{_OTHER_SCRIPT}]))*"
+        rf"(?:(?<![\w.,])\d{{1,6}},?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
         rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,3}}"
     )
     _other_letter = regex.compile(rf"[{_OTHER_SCRIPT}]")
+    _product = regex.compile(r"\s+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
     _latin_letter = regex.compile(r"\p{Latin}")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
@@ -239,11 +243,65 @@ class OtherScriptNameDetector:
         if not other or other * 2 > len(self._latin_letter.findall(text, pos, end)):
             return
         for match in self._run.finditer(text, pos, end):
+            if match.group().endswith(("曜日", "曜")) or self._product.match(text, match.end()):
+                continue  # a weekday (木曜日), or a word of a product's name before its model code
             yield Finding(self.entity, match.start(), match.end())
 
 
+# Capitalized words that start a sentence or stand in a title without being a name.
+_NOT_NAME_WORDS = frozenset(
+    """yesterday today tomorrow tonight nobody somebody someone everyone everybody anyone order orders
+    reference ticket case error update version release customer customers service services support team
+    sales billing account accounts refund refunds invoice delivery shipping please thanks thank hello hi
+    hey dear regards best kind sincerely cheers sorry still also then now again so well yes okay ok
+    monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december mr mrs ms dr prof sir madam""".split()
+)
+_DETERMINERS = frozenset("the my your our his her their its a an this that these those".split())
+
+
+class CapitalizedNameDetector:
+    """Two or three capitalized words in a row (with name particles between them): ``Francesca North``,
+    ``Inger Eriksson``, ``Ludwig van der Berg``. Not after a determiner ("the Galaxy Tab"), not before a
+    model code ("Teal Neus C800"), not made of stop words, weekdays or ticket words ("Order", "Support")."""
+
+    entity = PERSON
+    window = None
+    gate = ""
+    min_digits = 0
+    _pattern = regex.compile(
+        r"(?<![\p{L}\p{M}'’\-.])(?:\p{Lu}[\p{Ll}\p{M}'’\-]+)"
+        r"(?:[ \t]+(?:(?:van|von|der|den|de|del|della|da|di|du|la|le|dos|das|ter|ten|bin|ibn|al|el)[ \t]+)*"
+        r"\p{Lu}[\p{Ll}\p{M}'’\-]+){1,3}(?![\p{L}\p{M}])"
+    )
+    _word = regex.compile(r"[\p{L}\p{M}'’\-]+")
+    _before = regex.compile(r"(\p{L}+)[ \t]+$")
+    _product = regex.compile(r"(?:[ \t]+[\p{L}\p{M}'’\-]+){0,2}[ \t]+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
+
+    def __init__(self) -> None:
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        self._common = _NOT_NAME_WORDS | frozenset(STOP_WORDS)
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        end = len(text) if endpos is None else endpos
+        for match in self._pattern.finditer(text, pos, end):
+            words = list(self._word.finditer(match.group()))
+            while words and words[0].group().casefold() in self._common:
+                words.pop(0)  # "Yesterday Inger Eriksson": the name starts after the sentence's word
+            if len(words) < 2 or any(w.group().casefold() in self._common for w in words):
+                continue
+            start = match.start() + words[0].start()
+            before = self._before.search(text, max(pos, start - 20), start)
+            if before is not None and before.group(1).casefold() in _DETERMINERS:
+                continue
+            if self._product.match(text, match.end()):
+                continue
+            yield Finding(self.entity, start, match.end())
+
+
 GRAMMAR = (ObfuscatedEmailDetector(), DateOfBirthDetector(), ProfileUrlDetector())
-TEXT_ONLY = (StreetAddressDetector(), OtherScriptNameDetector())
+TEXT_ONLY = (StreetAddressDetector(), OtherScriptNameDetector(), CapitalizedNameDetector())
 
 
 # In priority order (where two findings overlap the earlier detector's wins): what the leak verifier

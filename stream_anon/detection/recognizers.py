@@ -117,6 +117,8 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
         results: list[RecognizerResult] = []
         leniency = 1 if self.leniency is None else self.leniency
         for candidate in self._CANDIDATE.finditer(text):
+            if sum(c.isdigit() for c in candidate[0]) < 7:
+                continue  # "13.21.83": a version, and a number too short to be a phone anywhere
             if claimed is None:
                 claimed = detectors.find(text)
             first_digit = candidate.start() + (not candidate[0][0].isdigit())
@@ -202,6 +204,7 @@ class NerEntities:
         not_name = config.macros.get("NOT_NAME")
         self._not_name = regex.compile(not_name, regex.IGNORECASE) if not_name else None
         self._particles = config.record_aware.name_particles
+        self._not_person = frozenset(word.casefold() for word in config.ner.not_person)
 
     def of(self, doc: Doc) -> list[SpacySpan]:
         spans: list[SpacySpan] = []
@@ -210,10 +213,26 @@ class NerEntities:
             if label is None:
                 continue
             start, end = ent.start, ent.end
-            if label == PERSON and self.widen_person:
-                start, end = self._widen(doc, start, end)
+            if label == PERSON:
+                if not self._plausible_person(doc, start, end):
+                    continue
+                if self.widen_person:
+                    start, end = self._widen(doc, start, end)
             spans.append(SpacySpan(doc, start, end, label=label))
         return _drop_contained(spans)
+
+    def _plausible_person(self, doc: Doc, start: int, end: int) -> bool:
+        """Whether a PERSON entity of the model can be a name: the small model also tags ids
+        ("Order MA-31245"), versions, weekdays in other languages and product names ("Wollen Z400")."""
+        tokens = doc[start:end]
+        if any(any(c.isdigit() for c in t.text) for t in tokens):
+            return False
+        if all(t.text.casefold() in self._not_person or not t.is_alpha for t in tokens):
+            return False
+        if len(tokens) == 1 and tokens[0].text.islower():
+            return False  # a lone lower-case word; lower-case names are found by record or context
+        # A model code within three words after it ("Vert océan foncé Race R000"): a product's name.
+        return not any(_MODEL_CODE.fullmatch(t.text) for t in doc[end : end + 4])
 
     def _widen(self, doc: Doc, start: int, end: int) -> tuple[int, int]:
         while end < len(doc):
@@ -247,6 +266,10 @@ class NerEntities:
             and not token.is_stop
             and not (self._not_name is not None and self._not_name.fullmatch(text))
         )
+
+
+# A product's model code right after a span ("Wollen Z400", "Galaxy S23"): the span names a product.
+_MODEL_CODE = re.compile(r"[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}")
 
 
 def _drop_contained(spans: list[SpacySpan]) -> list[SpacySpan]:
