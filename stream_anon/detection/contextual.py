@@ -228,11 +228,17 @@ class OtherScriptNameDetector:
     gate = ""
     min_digits = 0
     _run = regex.compile(
-        rf"(?:(?<![\w.,])\d{{1,6}},?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
-        rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,3}}"
+        rf"(?:(?<![\w.,/])\d{{1,6}}(?:[/\-]\d{{1,6}})?,?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
+        rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,5}}"
     )
     _other_letter = regex.compile(rf"[{_OTHER_SCRIPT}]")
     _product = regex.compile(r"\s+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
+    # Weekdays and months: Japanese 曜日, Chinese 星期/礼拜/周 and 月, Hindi -वार and महीने names,
+    # Arabic weekdays (names written with the article).
+    _calendar = regex.compile(
+        r".*曜日?|(?:星期|礼拜|周)[一二三四五六日天]|[一二三四五六七八九十]{1,2}月|\p{Devanagari}+वार"
+        r"|ال(?:أحد|إثنين|اثنين|ثلاثاء|أربعاء|خميس|جمعة|سبت)|(?:يوم\s+)?(?:الأحد|الاثنين)"
+    )
     _latin_letter = regex.compile(r"\p{Latin}")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
@@ -243,8 +249,8 @@ class OtherScriptNameDetector:
         if not other or other * 2 > len(self._latin_letter.findall(text, pos, end)):
             return
         for match in self._run.finditer(text, pos, end):
-            if match.group().endswith(("曜日", "曜")) or self._product.match(text, match.end()):
-                continue  # a weekday (木曜日), or a word of a product's name before its model code
+            if self._calendar.fullmatch(match.group()) or self._product.match(text, match.end()):
+                continue  # a weekday or month (木曜日, 星期二, सोमवार), or a word of a product's name
             yield Finding(self.entity, match.start(), match.end())
 
 
@@ -300,8 +306,84 @@ class CapitalizedNameDetector:
             yield Finding(self.entity, start, match.end())
 
 
+@cache
+def _english_frequencies() -> dict[str, float]:
+    """How often each of the ~29,000 commonest English words is written (wordfreq's "small" list, shipped
+    in its package: about 19 MB once loaded, on the first lower-case name candidate)."""
+    from wordfreq import get_frequency_dict
+
+    return dict(get_frequency_dict("en", wordlist="small"))
+
+
+# Frequencies as wordfreq's Zipf scale: 3.5 is three times per ten million words, 5.5 once per three
+# thousand.
+_RARE = 10**-5.5
+_VERY_COMMON = 10**-3.5
+
+
+class LowercaseNameDetector:
+    """Names written in lower case: two or three words after a word that introduces a person ("spoke to
+    zeynep hübel", "my colleague azeglio castioni", "signed for by brenda cardoso"), or starting a
+    sentence, that are not ordinary English: none is a stop word, at least one is rare in English (not
+    among its ~29,000 commonest words, or nearly so) and none is among its commonest ("tech support",
+    "accounting department" stay). A sentence start needs every word to be rare."""
+
+    entity = PERSON
+    window = None
+    gate = ""
+    min_digits = 0
+    _word = r"\p{Ll}[\p{Ll}\p{M}'’\-]+"
+    _pattern = regex.compile(
+        r"(?:(?i:\b(?:colleague|co-?worker|neighbou?r|tenant|landlord|landlady|agent|rep|representative"
+        r"|technician|courier|driver|manager|supervisor|friend|wife|husband|partner|son|daughter|mother"
+        r"|father|mom|mum|dad|brother|sister|boss|cousin|uncle|aunt|roommate|flatmate|assistant|owner"
+        r"|nurse|doctor|teacher|to|with|by|and|from|ask|asked|cc|is|am|i'm|it's|signed|named|called"
+        r"|yesterday|today|tomorrow|when|because|but|so|then|that|said|told|met|saw|emailed|texted|paid"
+        r"|thanked|contacted|visited|informed|dear|hi|hello|hey|thanks))"
+        r"[ \t]*[,:]?[ \t]+|(?P<start>^|[.!?][ \t]+))"
+        rf"(?P<name>{_word}(?:[ \t]+{_word}){{1,3}})"
+    )
+    _words = regex.compile(r"[\p{L}\p{M}'’\-]+")
+
+    def __init__(self) -> None:
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        self._stop = _NOT_NAME_WORDS | frozenset(STOP_WORDS)
+
+    def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
+        end = len(text) if endpos is None else endpos
+        frequencies: dict[str, float] | None = None
+        for match in self._pattern.finditer(text, pos, end, overlapped=True):
+            words = []
+            for word in self._words.finditer(match.group("name")):
+                if word.group() in self._stop:
+                    break
+                words.append(word)
+            if len(words) < 2:
+                continue
+            words = words[:3]
+            if frequencies is None:
+                frequencies = _english_frequencies()
+            seen = [frequencies.get(w.group(), 0.0) for w in words]
+            while len(words) > 2 and seen[-1] >= _RARE:  # "edmundo guitart promised": the verb is not
+                words.pop()
+                seen.pop()
+            at_start = match.group("start") is not None
+            if any(f >= _VERY_COMMON for f in seen) or not any(f < _RARE for f in seen):
+                continue
+            if at_start and not all(f < _RARE for f in seen):
+                continue
+            base = match.start("name")
+            yield Finding(self.entity, base + words[0].start(), base + words[-1].end())
+
+
 GRAMMAR = (ObfuscatedEmailDetector(), DateOfBirthDetector(), ProfileUrlDetector())
-TEXT_ONLY = (StreetAddressDetector(), OtherScriptNameDetector(), CapitalizedNameDetector())
+TEXT_ONLY = (
+    StreetAddressDetector(),
+    OtherScriptNameDetector(),
+    CapitalizedNameDetector(),
+    LowercaseNameDetector(),
+)
 
 
 # In priority order (where two findings overlap the earlier detector's wins): what the leak verifier
