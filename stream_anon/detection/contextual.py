@@ -231,7 +231,7 @@ class OtherScriptNameDetector:
         rf"(?:(?<![\w.,/])\d{{1,6}}(?:[/\-]\d{{1,6}})?,?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
         rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,5}}"
     )
-    _other_letter = regex.compile(rf"[{_OTHER_SCRIPT}]")
+    _other_word = regex.compile(rf"[{_OTHER_SCRIPT}]+")
     _product = regex.compile(r"\s+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
     # Weekdays and months: Japanese 曜日, Chinese 星期/礼拜/周 and 月, Hindi -वार and महीने names,
     # Arabic weekdays (names written with the article).
@@ -239,14 +239,15 @@ class OtherScriptNameDetector:
         r".*曜日?|(?:星期|礼拜|周)[一二三四五六日天]|[一二三四五六七八九十]{1,2}月|\p{Devanagari}+वार"
         r"|ال(?:أحد|إثنين|اثنين|ثلاثاء|أربعاء|خميس|جمعة|سبت)|(?:يوم\s+)?(?:الأحد|الاثنين)"
     )
-    _latin_letter = regex.compile(r"\p{Latin}")
+    _latin_word = regex.compile(r"\p{Latin}+")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         if text.isascii():
             return
         end = len(text) if endpos is None else endpos
-        other = len(self._other_letter.findall(text, pos, end))
-        if not other or other * 2 > len(self._latin_letter.findall(text, pos, end)):
+        # Words, not letters: a Devanagari name takes twice the code points of a Latin one.
+        other = len(self._other_word.findall(text, pos, end))
+        if not other or other * 2 > len(self._latin_word.findall(text, pos, end)):
             return
         for match in self._run.finditer(text, pos, end):
             if self._calendar.fullmatch(match.group()) or self._product.match(text, match.end()):

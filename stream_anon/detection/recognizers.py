@@ -117,8 +117,8 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
         results: list[RecognizerResult] = []
         leniency = 1 if self.leniency is None else self.leniency
         for candidate in self._CANDIDATE.finditer(text):
-            if sum(c.isdigit() for c in candidate[0]) < 7:
-                continue  # "13.21.83": a version, and a number too short to be a phone anywhere
+            if sum(c.isdigit() for c in candidate[0]) < 7 or _DATE.search(candidate[0]):
+                continue  # "13.21.83", "2024-03-15": a version or a date, which some region would parse
             if claimed is None:
                 claimed = detectors.find(text)
             first_digit = candidate.start() + (not candidate[0][0].isdigit())
@@ -127,7 +127,11 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
             start, end = max(0, candidate.start() - 1), min(len(text), candidate.end() + 1)
             window = text[start:end]
             for region in self.supported_regions:
-                matches = list(phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency))
+                matches = [
+                    match
+                    for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency)
+                    if sum(c.isdigit() for c in match.raw_string) >= 7  # short codes of some regions
+                ]
                 for match in matches:
                     results.append(self._result(start + match.start, start + match.end))
                 if matches:
@@ -229,6 +233,8 @@ class NerEntities:
             return False
         if all(t.text.casefold() in self._not_person or not t.is_alpha for t in tokens):
             return False
+        if start > 0 and doc[start - 1].lower_ in _DETERMINERS:
+            return False  # "the Galaxy Tab", "my Pixel Buds": a thing
         if len(tokens) == 1 and tokens[0].text.islower():
             return False  # a lone lower-case word; lower-case names are found by record or context
         # A model code within three words after it ("Vert océan foncé Race R000"): a product's name.
@@ -267,6 +273,9 @@ class NerEntities:
             and not (self._not_name is not None and self._not_name.fullmatch(text))
         )
 
+
+_DATE = re.compile(r"(?:^|\D)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?:\D|$)")
+_DETERMINERS = frozenset("the a an this that these those my your our his her their its".split())
 
 # A product's model code right after a span ("Wollen Z400", "Galaxy S23"): the span names a product.
 _MODEL_CODE = re.compile(r"[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}")
