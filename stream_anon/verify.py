@@ -26,6 +26,7 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from stream_anon.detection.contextual import VERIFIER
 from stream_anon.detection.spans import Span, replace_spans
 from stream_anon.detection.text import (
     MIN_NUMBER_DIGITS,
@@ -38,7 +39,6 @@ from stream_anon.detection.text import (
     normalize,
     normalize_value,
 )
-from stream_anon.detection.contextual import VERIFIER
 from stream_anon.detection.validated import Detector, DetectorSet
 from stream_anon.walk import Leaf, Screen, Walker, compile_screen, compile_walker, replace_leaf, walk_untyped
 

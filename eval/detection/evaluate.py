@@ -150,14 +150,19 @@ def tabulate(texts: list[dict[str, Any]], systems: dict[str, list[Result]]) -> t
         ceiling = min(TARGETS[kind], 0.5 * b / n) if TARGETS[kind] > 0 else 0.0
         met = a / n <= ceiling + 1e-12
         verdicts["kinds"][kind] = {"planted": n, ours: a / n, theirs: b / n, "met": met}
-        lines.append(
-            f"| {kind} | {n} | {_rate(a, n)} | {_rate(b, n)} | ≤ {100 * ceiling:.1f}% | {'yes' if met else 'no'} |"
-        )
-    total_a = sum(v[ours][0] for k, v in by_locale.items())
-    total_b = sum(v[theirs][0] for k, v in by_locale.items())
-    total_n = sum(v[ours][1] for k, v in by_locale.items())
-    lines.append(f"| **all planted values** | {total_n} | {_rate(total_a, total_n)} | {_rate(total_b, total_n)} | | |")
-    lines += ["", f"| locale | planted | {ours} leaks | {theirs} leaks | met (≤ 5%) |", "|---|---:|---:|---:|:-:|"]
+        verdict = "yes" if met else "no"
+        lines.append(f"| {kind} | {n} | {_rate(a, n)} | {_rate(b, n)} | ≤ {100 * ceiling:.1f}% | {verdict} |")
+    total_a = sum(v[ours][0] for v in by_locale.values())
+    total_b = sum(v[theirs][0] for v in by_locale.values())
+    total_n = sum(v[ours][1] for v in by_locale.values())
+    lines.append(
+        f"| **all planted values** | {total_n} | {_rate(total_a, total_n)} | {_rate(total_b, total_n)} | | |"
+    )
+    lines += [
+        "",
+        f"| locale | planted | {ours} leaks | {theirs} leaks | met (≤ 5%) |",
+        "|---|---:|---:|---:|:-:|",
+    ]
     for locale in sorted(by_locale):
         (a, n), (b, _) = by_locale[locale][ours], by_locale[locale][theirs]
         met = a / n <= LOCALE_TARGET
@@ -176,16 +181,21 @@ def tabulate(texts: list[dict[str, Any]], systems: dict[str, list[Result]]) -> t
         kept[2] += n
         verdicts["keepers"][kind] = {"count": n, ours: a / n, theirs: b / n}
         lines.append(f"| {kind} | {n} | {_rate(a, n)} | {_rate(b, n)} |")
-    lines.append(f"| **all keepers** (target ≥ 95%) | {kept[2]} | {_rate(kept[0], kept[2])} | {_rate(kept[1], kept[2])} |")
+    ours_kept, theirs_kept = _rate(kept[0], kept[2]), _rate(kept[1], kept[2])
+    lines.append(f"| **all keepers** (target ≥ 95%) | {kept[2]} | {ours_kept} | {theirs_kept} |")
     verdicts["keepers_all"] = {ours: kept[0] / kept[2], theirs: kept[1] / kept[2]}
     return "\n".join(lines) + "\n", verdicts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", choices=("report", "dev"), default="report")
     parser.add_argument("--only", choices=("stream-anon", "presidio"), help="run one system (no table)")
-    parser.add_argument("--out", type=Path, help="markdown file to write (default eval/detection/results[-dev].md)")
+    parser.add_argument(
+        "--out", type=Path, help="markdown file to write (default eval/detection/results[-dev].md)"
+    )
     args = parser.parse_args(argv)
     texts = load(args.corpus)
     runners: dict[str, Callable[[list[dict[str, Any]], tqdm[Any]], list[Result]]] = {

@@ -264,13 +264,13 @@ def _valid_draw(make: Callable[[], str], valid: Callable[[str], bool]) -> str | 
 def _national_id(fake: Faker, locale: str) -> str | None:
     """An identifier of a kind Presidio ships a recognizer for, drawn by Faker for that locale and
     validated by python-stdnum (the issue asks for ids whose checksums validate)."""
-    from stdnum.us import ssn
     from stdnum.es import nif
     from stdnum.in_ import aadhaar
     from stdnum.it import codicefiscale
     from stdnum.pl import pesel
     from stdnum.se import personnummer
     from stdnum.tr import tckimlik
+    from stdnum.us import ssn
 
     india = Faker("en_IN")
     india.seed_instance(fake.random.randint(0, 10**9))
@@ -308,7 +308,13 @@ def draw(kind: str, fake: Faker, locale: str, rng: random.Random) -> Item | None
         # First and last name without the titles and suffixes ``name()`` may add ("Prof.", "MBA"):
         # those are not what identifies the person.
         first, last = str(fake.first_name()), str(fake.last_name())
-        name = f"{last}{first}" if locale == "zh_CN" else f"{last} {first}" if locale == "ja_JP" else f"{first} {last}"
+        name = (
+            f"{last}{first}"
+            if locale == "zh_CN"
+            else f"{last} {first}"
+            if locale == "ja_JP"
+            else f"{first} {last}"
+        )
         if locale in NON_LATIN:
             return Item("name_script", name, [name])
         if rng.random() < 0.4:
@@ -332,7 +338,9 @@ def draw(kind: str, fake: Faker, locale: str, rng: random.Random) -> Item | None
         cards.seed_instance(rng.randint(0, 10**9))
         card = str(
             cards.credit_card_number(
-                rng.choice(("visa16", "mastercard", "amex", "jcb15", "jcb16", "diners", "discover", "maestro"))
+                rng.choice(
+                    ("visa16", "mastercard", "amex", "jcb15", "jcb16", "diners", "discover", "maestro")
+                )
             )
         )
         value = _grouped(card, rng)
@@ -374,12 +382,15 @@ def keeper(kind: str, fake: Faker, rng: random.Random) -> str:
         return rng.choice((fake.numerify("####"), fake.bothify("E-####"), fake.numerify("0x%#%#")))
     if kind == "version":
         return rng.choice(
-            (f"{rng.randint(1, 19)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}", f"v{rng.randint(1, 9)}.{rng.randint(0, 20)}")
+            (
+                f"{rng.randint(1, 19)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
+                f"v{rng.randint(1, 9)}.{rng.randint(0, 20)}",
+            )
         )
     if kind == "amount":
         return str(fake.pricetag())
     if kind == "product":
-        return f"{str(fake.color_name())} {str(fake.word()).capitalize()} {fake.bothify('?#00').upper()}"
+        return f"{fake.color_name()!s} {str(fake.word()).capitalize()} {fake.bothify('?#00').upper()}"
     if kind == "order_id":
         return fake.bothify("??-#####").upper()
     if kind == "weekday":

@@ -54,10 +54,8 @@ class ObfuscatedEmailDetector:
     _marker = regex.compile(r"(?i)\bat\b|\bdot\b|[(\[{<]\s*(?:at|@|dot)\s*[)\]}>]")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
-        lowered = text.lower()
-        if " at " not in lowered and "at)" not in lowered and "at]" not in lowered and "at}" not in lowered:
-            if "dot" not in lowered:
-                return
+        if self._marker.search(text, pos) is None:
+            return
         end = len(text) if endpos is None else endpos
         for match in self._pattern.finditer(text, pos, end, overlapped=False):
             if match["at"].strip() == "@" and "dot" not in match["host"].lower():
@@ -257,14 +255,95 @@ class OtherScriptNameDetector:
 
 # Capitalized words that start a sentence or stand in a title without being a name.
 _NOT_NAME_WORDS = frozenset(
-    """yesterday today tomorrow tonight nobody somebody someone everyone everybody anyone order orders
-    reference ticket case error update version release customer customers service services support team
-    sales billing account accounts refund refunds invoice delivery shipping please thanks thank hello hi
-    hey dear regards best kind sincerely cheers sorry still also then now again so well yes okay ok
-    monday tuesday wednesday thursday friday saturday sunday january february march april may june july
-    august september october november december mr mrs ms dr prof sir madam""".split()
+    [
+        "yesterday",
+        "today",
+        "tomorrow",
+        "tonight",
+        "nobody",
+        "somebody",
+        "someone",
+        "everyone",
+        "everybody",
+        "anyone",
+        "order",
+        "orders",
+        "reference",
+        "ticket",
+        "case",
+        "error",
+        "update",
+        "version",
+        "release",
+        "customer",
+        "customers",
+        "service",
+        "services",
+        "support",
+        "team",
+        "sales",
+        "billing",
+        "account",
+        "accounts",
+        "refund",
+        "refunds",
+        "invoice",
+        "delivery",
+        "shipping",
+        "please",
+        "thanks",
+        "thank",
+        "hello",
+        "hi",
+        "hey",
+        "dear",
+        "regards",
+        "best",
+        "kind",
+        "sincerely",
+        "cheers",
+        "sorry",
+        "still",
+        "also",
+        "then",
+        "now",
+        "again",
+        "so",
+        "well",
+        "yes",
+        "okay",
+        "ok",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sir",
+        "madam",
+    ]
 )
-_DETERMINERS = frozenset("the my your our his her their its a an this that these those".split())
+_DETERMINERS = frozenset(
+    ["the", "my", "your", "our", "his", "her", "their", "its", "a", "an", "this", "that", "these", "those"]
+)
 
 
 class CapitalizedNameDetector:
@@ -304,6 +383,9 @@ class CapitalizedNameDetector:
                 continue
             if self._product.match(text, match.end()):
                 continue
+            frequencies = _english_frequencies()
+            if all(frequencies.get(w.group().casefold(), 0.0) >= _COMMON for w in words):
+                continue  # "Google Pay", "Customer Care": common English words; "John Smith" is NER's
             yield Finding(self.entity, start, match.end())
 
 
@@ -320,6 +402,7 @@ def _english_frequencies() -> dict[str, float]:
 # thousand.
 _RARE = 10**-5.5
 _VERY_COMMON = 10**-3.5
+_COMMON = 10**-4.5
 
 
 class LowercaseNameDetector:

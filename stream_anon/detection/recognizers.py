@@ -117,6 +117,8 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
         results: list[RecognizerResult] = []
         leniency = 1 if self.leniency is None else self.leniency
         for candidate in self._CANDIDATE.finditer(text):
+            if _inside_id(text, candidate.start(), candidate.end()):
+                continue  # "INV-2024-00871": part of an id
             if sum(c.isdigit() for c in candidate[0]) < 7 or _DATE.search(candidate[0]):
                 continue  # "13.21.83", "2024-03-15": a version or a date, which some region would parse
             if claimed is None:
@@ -274,8 +276,16 @@ class NerEntities:
         )
 
 
+def _inside_id(text: str, start: int, end: int) -> bool:
+    before = start >= 2 and text[start - 1] in "-./_" and text[start - 2].isalnum()
+    after = end + 1 < len(text) and text[end] in "-./_" and text[end + 1].isalnum()
+    return before or after or (start > 0 and text[start - 1].isalnum())
+
+
 _DATE = re.compile(r"(?:^|\D)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?:\D|$)")
-_DETERMINERS = frozenset("the a an this that these those my your our his her their its".split())
+_DETERMINERS = frozenset(
+    ["the", "a", "an", "this", "that", "these", "those", "my", "your", "our", "his", "her", "their", "its"]
+)
 
 # A product's model code right after a span ("Wollen Z400", "Galaxy S23"): the span names a product.
 _MODEL_CODE = re.compile(r"[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}")

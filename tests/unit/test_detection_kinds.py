@@ -27,7 +27,11 @@ CAUGHT = [
     ("name in Han script", "My colleague 木村 陽一 will call you back.", "木村 陽一"),
     ("name in Devanagari", "Please ask मोहना रोद्रिगुएस to check the invoice.", "मोहना रोद्रिगुएस"),
     ("name in Arabic script", "The agent ابتهاج الخطيب closed my ticket.", "ابتهاج الخطيب"),
-    ("street address", "Please ship it to 7631 Johnson Village Suite 690 instead.", "7631 Johnson Village Suite 690"),
+    (
+        "street address",
+        "Please ship it to 7631 Johnson Village Suite 690 instead.",
+        "7631 Johnson Village Suite 690",
+    ),
     ("street address", "Meine neue Adresse ist Wesackstraße 26.", "Wesackstraße 26"),
     ("street address", "Merci de livrer au 8, avenue Manon Gillet.", "8, avenue Manon Gillet"),
     ("street address", "We live at ul. Długa 15 since March.", "ul. Długa 15"),
@@ -38,7 +42,11 @@ CAUGHT = [
     ("date of birth", "My date of birth is 5 October 1950.", "5 October 1950"),
     ("date of birth", "Mein Geburtsdatum ist der 05.10.1950.", "05.10.1950"),
     ("date of birth", "Je suis né le 3 avril 1951.", "3 avril 1951"),
-    ("phone with an extension", "Call my landlord on 001-598-621-4104x327 after six.", "001-598-621-4104x327"),
+    (
+        "phone with an extension",
+        "Call my landlord on 001-598-621-4104x327 after six.",
+        "001-598-621-4104x327",
+    ),
     ("phone with an extension", "Her number is +90(101)963-7652x477.", "+90(101)963-7652x477"),
     ("local phone", "You can text 17643783307 instead.", "17643783307"),
     ("card of 15 digits (JCB)", "Please refund to 213175827947352.", "213175827947352"),
@@ -65,7 +73,11 @@ KEPT = [
     ("ordinary capitalized words", "Nobody came on Friday.", "Friday"),
     ("order id", "Order MA-31245 is missing.", "Order MA-31245"),
     ("date that is not a birth date", "The delivery on 2024-03-15 never came.", "2024-03-15"),
-    ("lower-case words after a person word", "I spoke to tech support and the accounting department.", "tech support"),
+    (
+        "lower-case words after a person word",
+        "I spoke to tech support and the accounting department.",
+        "tech support",
+    ),
 ]
 
 
