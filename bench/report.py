@@ -261,6 +261,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| all | {recall['4'].get('planted', 0)} | {_num(recall['4'].get('recall'), '.3f')} "
             f"| {_num(recall['5'].get('recall'), '.3f')} |"
         )
+    lines += detection_corpus_lines()
     lines += ["", "## Where a worker's time goes (ms per 1,000 records, the worker's own stage clocks)", ""]
     staged = [k for k in ("2", "7", "8", "3", "4", "5") if k in results["cases"]]
     lines += ["| stage | " + " | ".join(staged) + " |", "|---|" + "---:|" * len(staged)]
@@ -280,6 +281,24 @@ def markdown(results: dict[str, Any]) -> str:
             lines += profile_markdown(name, summary)
     lines += ["", "## Notes", ""] + [f"- {n}" for n in results.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+DETECTION_TABLE = Path(__file__).resolve().parent.parent / "eval" / "detection" / "results.md"
+
+
+def detection_corpus_lines() -> list[str]:
+    """Issue 15's table: leaks per kind and locale, keepers kept, stream-anon's scan against plain
+    Presidio on the held-out corpus (written by ``python -m eval.detection.evaluate``)."""
+    if not DETECTION_TABLE.exists():
+        return []
+    return [
+        "",
+        "## Free-text detection on the held-out evaluation corpus (eval/detection)",
+        "",
+        "Written by `python -m eval.detection.evaluate` (committed with the corpus); see docs/detection.md.",
+        "",
+        *DETECTION_TABLE.read_text(encoding="utf-8").splitlines(),
+    ]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:

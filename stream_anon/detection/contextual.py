@@ -99,14 +99,21 @@ class DateOfBirthDetector:
         rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
         regex.IGNORECASE,
     )
+    # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born": the birth word after the date.
+    _after = regex.compile(
+        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:geboren|born|n[ée]e?|nacid[oa]"
+        r"|nat[oa]|nascid[oa]|urodzon[ya]|född|doğdum)(?!\w)",
+        regex.IGNORECASE,
+    )
     _gate = regex.compile(r"\d{4}|\d[./\-]\d{1,2}[./\-]\d")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
         if self._gate.search(text, pos, end) is None:
             return
-        for match in self._pattern.finditer(text, pos, end):
-            yield Finding(self.entity, match.start("date"), match.end("date"))
+        for pattern in (self._pattern, self._after):
+            for match in pattern.finditer(text, pos, end):
+                yield Finding(self.entity, match.start("date"), match.end("date"))
 
 
 class ProfileUrlDetector:
@@ -164,7 +171,8 @@ _TYPE_FIRST = (
     "|avda\\.?|plaza|paseo|camino|carrera|cuesta|ronda|travesía|glorieta|callejón|rambla|urbanización|via|viale"
     "|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|rotonda|incrocio|canale|stretto|vico|rua|travessa"
     "|praça|alameda|estrada|rodovia|vila|recanto|ladeira|lagoa|conjunto|setor|quadra|residencial|passarela"
-    "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|ul\\.|ulica|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
+    "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|esplanada|viela|praia|trecho|fazenda"
+    "|ul\\.|ulica|pl\\.|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
 )
 _GLUED = (
     "straße|strasse|str\\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad|markt|hof|berg|graben"
@@ -188,7 +196,7 @@ class StreetAddressDetector:
     _pattern = regex.compile(
         # 7631 Johnson Village Suite 690 / 177 阿部 Street / Flat 7, Jones Light
         rf"(?:(?<!\w)(?:flat|studio|apartment|unit)\s+\d{{1,4}}[a-zA-Z]?,?\s+|(?<![\w.,])\d{{1,6}}[a-zA-Z]?,?\s+)"
-        rf"(?:(?-i:[\p{{Lu}}\p{{Lo}}])[\p{{L}}\p{{M}}'’.\-]*\s+){{1,4}}(?:{_EN_TYPES})\b\.?{_unit_tail}"
+        rf"(?:(?-i:[\p{{Lu}}\p{{Lo}}])[\p{{L}}\p{{M}}'’.\-]*\s+){{1,4}}(?:{_EN_TYPES})s?\b\.?{_unit_tail}"
         # 8, avenue Manon Gillet / Cuesta de Florinda Pino 81 Apt. 66 / Viale Parisi, 171 / ul. Długa 5
         rf"|(?:(?<![\w.,])\d{{1,5}}(?:bis|ter)?,?\s+)?(?<!\w)(?:{_TYPE_FIRST})(?!\w)\s*"
         rf"(?:{_WORD}\s+){{0,4}}?{_WORD},?\s*(?:(?<!\d){_NUMBER}(?!\d){_unit_tail})"
@@ -341,6 +349,7 @@ _NOT_NAME_WORDS = frozenset(
         "madam",
     ]
 )
+_PARTICLES = frozenset("van von der den de del della da di du la le dos das ter ten bin ibn al el".split())
 _DETERMINERS = frozenset(
     ["the", "my", "your", "our", "his", "her", "their", "its", "a", "an", "this", "that", "these", "those"]
 )
@@ -356,9 +365,9 @@ class CapitalizedNameDetector:
     gate = ""
     min_digits = 0
     _pattern = regex.compile(
-        r"(?<![\p{L}\p{M}'’\-.])(?:\p{Lu}[\p{Ll}\p{M}'’\-]+)"
+        r"(?<![\p{L}\p{M}'’\-.])(?:\p{Lu}[\p{Ll}\p{M}'’]+(?:-\p{Lu}?[\p{Ll}\p{M}'’]+)*)"
         r"(?:[ \t]+(?:(?:van|von|der|den|de|del|della|da|di|du|la|le|dos|das|ter|ten|bin|ibn|al|el)[ \t]+)*"
-        r"\p{Lu}[\p{Ll}\p{M}'’\-]+){1,3}(?![\p{L}\p{M}])"
+        r"\p{Lu}[\p{Ll}\p{M}'’]+(?:-\p{Lu}?[\p{Ll}\p{M}'’]+)*){1,3}(?![\p{L}\p{M}])"
     )
     _word = regex.compile(r"[\p{L}\p{M}'’\-]+")
     _before = regex.compile(r"(\p{L}+)[ \t]+$")
@@ -432,7 +441,7 @@ class LowercaseNameDetector:
     def __init__(self) -> None:
         from spacy.lang.en.stop_words import STOP_WORDS
 
-        self._stop = _NOT_NAME_WORDS | frozenset(STOP_WORDS)
+        self._stop = (_NOT_NAME_WORDS | frozenset(STOP_WORDS)) - _PARTICLES
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
@@ -443,12 +452,14 @@ class LowercaseNameDetector:
                 if word.group() in self._stop:
                     break
                 words.append(word)
+            words = words[:5]
+            while words and words[-1].group() in _PARTICLES:
+                words.pop()  # "jan van der spaendonck" ends at the last name, not at a particle
             if len(words) < 2:
                 continue
-            words = words[:3]
             if frequencies is None:
                 frequencies = _english_frequencies()
-            seen = [frequencies.get(w.group(), 0.0) for w in words]
+            seen = [0.0 if w.group() in _PARTICLES else frequencies.get(w.group(), 0.0) for w in words]
             while len(words) > 2 and seen[-1] >= _RARE:  # "edmundo guitart promised": the verb is not
                 words.pop()
                 seen.pop()

@@ -200,7 +200,7 @@ _ISSUERS: tuple[tuple[int, int, int, frozenset[int]], ...] = (
     (6011, 6011, 4, frozenset({16, 17, 18, 19})),  # Discover
     (644, 649, 3, frozenset({16, 17, 18, 19})),
     (65, 65, 2, frozenset({16, 17, 18, 19})),
-    (3528, 3589, 4, frozenset({16, 17, 18, 19})),  # JCB
+    (3500, 3599, 4, frozenset({16, 17, 18, 19})),  # JCB: 3528-3589 assigned, the whole 35 range taken
     (2131, 2131, 4, frozenset({15})),  # JCB, 15 digits
     (1800, 1800, 4, frozenset({15})),
     (62, 62, 2, frozenset({16, 17, 18, 19})),  # UnionPay
