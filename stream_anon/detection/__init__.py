@@ -7,6 +7,9 @@ Modules, lightest first (importing this package loads none of the NLP stack):
 * ``spans``: ``Span``, the ``TextScanner`` protocol, merging overlaps and ``replace_spans``;
 * ``validated``: pattern detectors proved by checksum or grammar (emails, cards, IBANs, phones, ...),
   which the verifier runs over every sanitized string and the scan runs as a Presidio recognizer;
+* ``contextual``: detectors proved by context or shape (obfuscated emails, dates of birth, profile URLs:
+  verifier and scan; street addresses and names: scan only), and the detector sets ``VERIFIER`` and
+  ``SCAN``;
 * ``settings``: ``ScanSettings`` (the configuration's ``scan`` section);
 * ``config`` + ``recognizers.yaml``: which recognizers run, with their patterns and scores;
 * ``record_aware``: the record's own PII values found in its text;
