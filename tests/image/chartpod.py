@@ -51,7 +51,16 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 def render_chart(values: Path, *set_files: str) -> list[dict[str, Any]]:
     """``helm template`` of the chart with a values file; the manifests as mappings."""
-    command = [str(HELM), "template", "stream-anon", str(CHART), "--namespace", "streaming", "-f", str(values)]
+    command = [
+        str(HELM),
+        "template",
+        "stream-anon",
+        str(CHART),
+        "--namespace",
+        "streaming",
+        "-f",
+        str(values),
+    ]
     for item in set_files:
         command += ["--set-file", item]
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
@@ -169,7 +178,7 @@ class Pod:
         if self.security.get("fsGroup") is not None:
             args += ["--group-add", str(self.security["fsGroup"])]
         if security.get("readOnlyRootFilesystem"):
-            # Nothing writable but the pod's volumes: podman would otherwise add tmpfs on /tmp, /run, /var/tmp.
+            # Only the pod's volumes are writable: podman would add tmpfs on /tmp, /run and /var/tmp.
             args += ["--read-only", "--read-only-tmpfs=false"]
         for cap in security.get("capabilities", {}).get("drop", []):
             args += ["--cap-drop", cap]
@@ -193,7 +202,9 @@ class Pod:
             args += ["--entrypoint", json.dumps(container["command"])]
         return [*args, image, *container.get("args", [])]
 
-    def run(self, container: Mapping[str, Any], image: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, container: Mapping[str, Any], image: str, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Runs a container to completion (an init container, a Job's container); kept for its logs."""
         self.started.append(f"{self.name}-{container['name']}")
         return podman(*self.run_command(container, image, detach=False), timeout=timeout, check=False)
@@ -212,7 +223,13 @@ class Pod:
     def stop(self, container: str) -> tuple[int, float]:
         """SIGTERM, then SIGKILL after the pod's grace period; the exit code and the seconds it took."""
         started = time.monotonic()
-        podman("stop", "--time", str(self.grace_period_s), f"{self.name}-{container}", timeout=self.grace_period_s + 60)
+        podman(
+            "stop",
+            "--time",
+            str(self.grace_period_s),
+            f"{self.name}-{container}",
+            timeout=self.grace_period_s + 60,
+        )
         elapsed = time.monotonic() - started
         code = podman("inspect", "--format", "{{.State.ExitCode}}", f"{self.name}-{container}").stdout.strip()
         return int(code), elapsed
@@ -225,4 +242,3 @@ class Pod:
         for name in self.started:
             podman("rm", "--force", "--time", "0", name, check=False)
         shutil.rmtree(self.workdir / self.name, ignore_errors=True)
-

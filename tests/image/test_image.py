@@ -60,7 +60,9 @@ def image() -> str:
             timeout=1800,
             check=False,
         )
-        assert build.returncode == 0, f"scripts/build-image.sh failed:\n{build.stdout[-3000:]}{build.stderr[-3000:]}"
+        assert build.returncode == 0, (
+            f"scripts/build-image.sh failed:\n{build.stdout[-3000:]}{build.stderr[-3000:]}"
+        )
     podman("image", "exists", name)
     if not HELM.exists():
         pytest.fail(f"{HELM} is missing: scripts/check-deploy.sh builds it (CI runs that first)")
@@ -103,7 +105,11 @@ class Release:
         keys = workdir / "keys.json"
         Keys.generate().save(keys)
         values = {
-            "image": {"repository": image.rsplit(":", 1)[0], "tag": image.rsplit(":", 1)[1], "pullPolicy": "Never"},
+            "image": {
+                "repository": image.rsplit(":", 1)[0],
+                "tag": image.rsplit(":", 1)[1],
+                "pullPolicy": "Never",
+            },
             "config": {
                 "bootstrap_servers": BOOTSTRAP,
                 "group_id": f"image-test-{self.run_id}",
@@ -141,7 +147,9 @@ class Release:
             if condition():
                 return
             time.sleep(1)
-        raise AssertionError(f"{what} within {timeout_s} s; worker log:\n{self.worker.logs('worker')[-4000:]}")
+        raise AssertionError(
+            f"{what} within {timeout_s} s; worker log:\n{self.worker.logs('worker')[-4000:]}"
+        )
 
     def close(self) -> None:
         for pod in self.pods:
