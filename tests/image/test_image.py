@@ -81,6 +81,8 @@ def http_get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except OSError as exc:  # not listening (yet)
+        return 0, str(exc)
 
 
 def metric_sums(port: int) -> dict[str, float]:
@@ -119,7 +121,14 @@ class Release:
                 "metrics_port": self.port,
                 "log_format": "json",
             },
-            "audit": {"enabled": True, "maxRecords": COUNT, "format": "json"},
+            # The fields the example schema turns into pseudonym tokens or IP prefixes: NER reads tokens
+            # as names and a prefix is an IP address, so the audit is told to skip them, as values.yaml says.
+            "audit": {
+                "enabled": True,
+                "maxRecords": COUNT,
+                "format": "json",
+                "ignorePaths": ["feedback_id", "user.user_id", "user.email", "device_id", "ip_address"],
+            },
         }
         (workdir / "values.yaml").write_text(yaml.safe_dump(values))
         self.manifests = render_chart(workdir / "values.yaml", f"keys.content={keys}")
@@ -146,6 +155,9 @@ class Release:
         while time.monotonic() < deadline:
             if condition():
                 return
+            state = podman("inspect", "--format", "{{.State.Status}}", f"{self.worker.name}-worker").stdout
+            if state.strip() != "running":
+                break
             time.sleep(1)
         raise AssertionError(
             f"{what} within {timeout_s} s; worker log:\n{self.worker.logs('worker')[-4000:]}"
@@ -240,7 +252,7 @@ def test_audit_cronjob_runs_its_command(release: Release, tmp_path: Path) -> Non
     release.pods.append(audit)
     audit.run_init_containers(release.image)
     result = audit.run(audit.container("audit"), release.image, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[:4000] + result.stderr[-1000:]
     report = json.loads(result.stdout)
     assert report["decoded"] == COUNT
     assert report["passed"] is True
