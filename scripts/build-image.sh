@@ -126,6 +126,22 @@ echo "  storage: $STORAGE_DRIVER in $WORK/storage-$STORAGE_DRIVER; configuration
 phase_done
 
 # ---------------------------------------------------------------------------------------------------
+# syft (the SBOM generator) compiles from the Go module proxy the first time, in the background while the
+# base and the image build (those mostly wait on downloads); its phase at the end waits for it.
+syft=$ROOT/.cache/bin/syft
+syft_pid=""
+if [ "$SBOM" = 1 ] && { [ ! -x "$syft" ] || [ "$(cat "$ROOT/.cache/bin/syft.version" 2>/dev/null)" != "$SYFT_VERSION" ]; }; then
+  command -v go >/dev/null || die "go is needed to build syft for the SBOM (or SBOM=0)"
+  echo
+  echo "==> building syft $SYFT_VERSION through the Go module proxy in the background (log: $LOGS/syft-build.log)"
+  mkdir -p "$ROOT/.cache/bin" "$WORK/gobin"
+  GOBIN=$WORK/gobin GOTOOLCHAIN=local go install -ldflags "-s -w" "github.com/anchore/syft/cmd/syft@$SYFT_VERSION" \
+    >"$LOGS/syft-build.log" 2>&1 &
+  syft_pid=$!
+  # A failing phase must not leave the compiler running.
+  trap '[ -z "$syft_pid" ] || kill "$syft_pid" 2>/dev/null || true' EXIT
+fi
+
 # The Dockerfile's base: the image its FROM lines name (stage names excluded), fully qualified.
 stage_names=$(awk 'toupper($1) == "FROM" && toupper($3) == "AS" { print $4 }' Dockerfile)
 mapfile -t from_refs < <(awk 'toupper($1) == "FROM" { print $2 }' Dockerfile | sort -u | grep -vxF "${stage_names:-.}")
@@ -216,7 +232,7 @@ build_started=$SECONDS
 [ "${PIPESTATUS[0]}" -eq 0 ] || { tail -n 30 "$LOGS/build.log"; die "the build failed (log: $LOGS/build.log)"; }
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 echo "  $IMAGE: $((size / 1000000)) MB uncompressed, built in $((SECONDS - build_started)) s"
-buildah rmi --prune >/dev/null 2>&1 || true
+
 phase_done
 
 # ---------------------------------------------------------------------------------------------------
@@ -241,19 +257,14 @@ phase_done
 # ---------------------------------------------------------------------------------------------------
 if [ "$SBOM" = 1 ]; then
   phase "image archive and SBOM (syft $SYFT_VERSION, SPDX JSON)"
-  syft=$ROOT/.cache/bin/syft
-  if [ ! -x "$syft" ] || [ "$(cat "$ROOT/.cache/bin/syft.version" 2>/dev/null)" != "$SYFT_VERSION" ]; then
-    command -v go >/dev/null || die "go is needed to build syft (golang from go.dev, or SBOM=0)"
-    echo "  building syft $SYFT_VERSION through the Go module proxy (once; minutes; log: $LOGS/syft-build.log)"
-    mkdir -p "$ROOT/.cache/bin" "$WORK/gobin"
-    GOBIN=$WORK/gobin GOTOOLCHAIN=local go install -ldflags "-s -w" "github.com/anchore/syft/cmd/syft@$SYFT_VERSION" \
-      >"$LOGS/syft-build.log" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
+  if [ -n "$syft_pid" ]; then
+    echo "  waiting for the syft build started at the beginning (log: $LOGS/syft-build.log)"
+    while kill -0 "$syft_pid" 2>/dev/null; do
       sleep 10
-      echo "  ... $(grep -c '^go: downloading' "$LOGS/syft-build.log") modules downloaded, compiling"
+      echo "  ... still compiling syft ($(grep -c '^go: downloading' "$LOGS/syft-build.log") modules downloaded)"
     done
-    wait "$pid" || { tail -n 20 "$LOGS/syft-build.log"; die "building syft failed"; }
+    wait "$syft_pid" || { tail -n 20 "$LOGS/syft-build.log"; die "building syft failed"; }
+    syft_pid=""
     mv "$WORK/gobin/syft" "$syft"
     echo "$SYFT_VERSION" >"$ROOT/.cache/bin/syft.version"
   fi
