@@ -29,11 +29,12 @@ COPY requirements.lock ./
 # dependencies' own test suites; phonenumbers' geocoder, carrier and
 # time-zone data (the worker only parses and validates numbers); the debug information of the extension
 # modules (spaCy's alone is 100 MB) and opendp's static symbol table (its exported functions stay in .dynsym).
+# Not the libraries auditwheel vendored (*.libs/): strip breaks their page alignment (numpy's openblas).
 RUN pip install --no-cache-dir --only-binary=:all: --requirement requirements.lock \
     && site=/opt/venv/lib/python3.11/site-packages \
     && find "$site" -depth -type d -name tests -exec rm -rf {} + \
     && rm -rf "$site/phonenumbers/geodata" "$site/phonenumbers/carrierdata" "$site/phonenumbers/tzdata" \
-    && find "$site" -name '*.so' -exec strip --strip-debug {} + \
+    && find "$site" -name '*.so' ! -path '*.libs/*' -exec strip --strip-debug {} + \
     && strip --strip-unneeded "$site"/opendp/lib/*.so
 
 COPY pyproject.toml README.md ./
