@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream_anon.datagen import generate_feedback
 from stream_anon.demo import malformed_records
-from stream_anon.keys import Keys
+from stream_anon.records import HEADER_PREFIX, SEAL_HEADER
 
 pytestmark = pytest.mark.broker
 
@@ -105,7 +106,22 @@ class Release:
         self.raw, self.sanitized, self.dlq = (unique(f"image.{t}") for t in ("raw", "sanitized", "dlq"))
         self.port = free_port()
         keys = workdir / "keys.json"
-        Keys.generate().save(keys)
+        # As the chart's README says: with the dead-letter key config.dlq_encryption_required asks for.
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stream_anon",
+                "keys",
+                "generate",
+                "--output",
+                str(keys),
+                "--dlq-key",
+                "dlq",
+            ],
+            check=True,
+            capture_output=True,
+        )
         values = {
             "image": {
                 "repository": image.rsplit(":", 1)[0],
@@ -238,7 +254,13 @@ def test_records_sanitized_and_dead_lettered(release: Release) -> None:
     dead = read_all(release.dlq)
     assert len(sanitized) == COUNT
     assert len(dead) == MALFORMED
-    assert all(r.key == b"malformed" for r in dead)
+    # Each malformed record dead-lettered from the raw topic with its reason, sealed with the dead-letter
+    # key (the chart's default): its raw value is not readable on the dead-letter topic.
+    assert all(r.headers[f"{HEADER_PREFIX}source.topic"] == release.raw for r in dead)
+    assert len({r.headers[f"{HEADER_PREFIX}reason"] for r in dead}) == MALFORMED
+    assert all(SEAL_HEADER in r.headers for r in dead)
+    raw_values = [value for _, value in malformed_records() if value]
+    assert not [v for v in raw_values for r in dead if r.value and v in r.value]
     # No generated email address or phone number reached the sanitized topic.
     records = generate_feedback(COUNT, seed=7)
     needles = {r["user"][f].encode() for r in records for f in ("email", "phone") if r["user"][f]}
