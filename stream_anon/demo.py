@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_anon.config import Settings
@@ -62,6 +62,17 @@ def recreate_topics(bootstrap: str, topics: DemoTopics, partitions: int) -> None
     for future in admin.create_topics(new).values():
         future.result(30)
     _wait(lambda: all(n in admin.list_topics(timeout=10).topics for n in names), "topic creation")
+
+
+def forget_group(bootstrap: str, group: str) -> None:
+    """Delete the demo's consumer group: its offsets outlive the recreated topics, and offsets within the
+    new topics' range would make the next run skip records that it just produced."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.delete_consumer_groups([group], request_timeout=15)[group].result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+            raise click.ClickException(f"cannot reset the demo's consumer group {group}: {exc}") from None
 
 
 def _wait(ready: Any, what: str, timeout_s: float = 60.0) -> None:

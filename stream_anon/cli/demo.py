@@ -117,6 +117,7 @@ def demo(
         ) from None
     click.echo(f"[2/5] creating fresh topics {topics.raw}, {topics.sanitized}, {topics.dlq}")
     d.recreate_topics(bootstrap_servers, topics, partitions=3)
+    d.forget_group(bootstrap_servers, settings.group_id)
     click.echo(
         f"[3/5] producing {count} generated feedback records and {len(d.malformed_records())} malformed ones"
     )
