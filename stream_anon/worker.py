@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -813,10 +813,3 @@ class Worker:
             self.source.close()
         self._watchdog.close()
         log.info("worker_stopped")
-
-
-def describe(outcomes: Iterable[Outcome]) -> dict[str, int]:
-    counts = {"sanitized": 0, "dead_lettered": 0}
-    for o in outcomes:
-        counts["sanitized" if isinstance(o, Sanitized) else "dead_lettered"] += 1
-    return counts
