@@ -1,10 +1,11 @@
 """Compile an annotated writer schema once into a ``Plan``; apply it to batches of records.
 
-Compilation walks the schema, resolves each field's rule (its ``anon``, else a tag policy, else the
-record's ``anon.default``), checks it against the field's type, and builds a plain closure per rule.
-Each record type becomes one function, generated as straight-line code that calls those closures
-(``_record_fn``), and so does ``Plan.pii_values``. The per-record path then runs that code only: no
-schema walking, no rule lookups, no loop over the fields.
+Compilation walks the schema model (``schema.resolve``), resolves each field's rule (its ``anon``, else
+a tag policy, else the record's ``anon.default``), checks it against the field's type, and builds a
+plain closure per rule. Each record type becomes one function, generated as straight-line code that
+calls those closures (``record_function``, through ``schema.codegen``), and so does
+``Plan.pii_values``. The per-record path then runs that code only: no schema walking, no rule lookups,
+no loop over the fields.
 
 Operations come from ``stream_anon.ops`` and are asked only for their capabilities (what types they
 take, whether they pass the value through, remove the field or run per batch), never by name. A batched
