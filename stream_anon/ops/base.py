@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from stream_anon.detection import TextScanner
 from stream_anon.keys import Keys
 
 Apply = Callable[[Any, Any], Any]
@@ -120,7 +121,7 @@ class Operation:
         """The per-value function (operations that are neither pass-through nor batched)."""
         raise NotImplementedError(f"{self.name} has no per-value function")
 
-    def build_batch(self, scanner: Any) -> BatchApply:
+    def build_batch(self, scanner: TextScanner | None) -> BatchApply:
         """The per-batch function of a ``batched`` operation; ``scanner`` detects entities in text."""
         raise NotImplementedError(f"{self.name} is not batched")
 

@@ -4,7 +4,7 @@ pseudonym or nothing. Batched: detection runs once per batch over all the texts 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from stream_anon.crypto import HMAC_PURPOSE, pseudonym_function, pseudonym_prefix
 from stream_anon.detection import Mode, Span, TextScanner, replace_spans
@@ -36,8 +36,11 @@ class Scan(Operation):
         if self.spec.get("replace") == "hmac":
             self.key_name, self.version = self._key()
 
-    def build_batch(self, scanner: Any) -> BatchApply:
-        detector: TextScanner = scanner
+    def build_batch(self, scanner: TextScanner | None) -> BatchApply:
+        if scanner is None:
+            # compile_plan refuses a plan with batched fields and no scanner, with every other problem
+            return _no_scanner
+        detector = scanner
         entities_list = self.spec.get("entities")
         entities = frozenset(entities_list) if entities_list else None
         threshold: float | None = self.spec.get("threshold")
@@ -84,3 +87,7 @@ class Scan(Operation):
             return f"<{entity}:{token(text.strip().lower().encode())}>"
 
         return pseudonym
+
+
+def _no_scanner(texts: Sequence[str], known: Sequence[Sequence[tuple[str, str]]]) -> list[str | ItemFailure]:
+    raise RuntimeError("scan rules need a scanner")
