@@ -59,6 +59,7 @@ keysSecret: /etc/stream-anon/keys-secret
 keysDir: /etc/stream-anon/keys
 keysFile: /etc/stream-anon/keys/keys.json
 kafkaSecretsDir: /etc/stream-anon/kafka-secrets
+kafkaTlsDir: /etc/stream-anon/kafka-tls
 {{- end }}
 
 {{- define "stream-anon.keysSecretName" -}}
@@ -89,6 +90,14 @@ required without a keys file.
 {{- fail (printf "config.%s is set by the chart; remove it from config (see values.yaml)" $key) }}
 {{- end }}
 {{- end }}
+{{- range $key := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "sasl.oauthbearer.client.secret" }}
+{{- if hasKey ($.Values.config.kafka | default dict) $key }}
+{{- fail (printf "config.kafka.%s is a secret: put it in the Secret named by kafkaSecrets.existingSecret" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.kafkaTls.existingSecret (hasKey (.Values.config.kafka | default dict) "ssl.ca.location") }}
+{{- fail "config.kafka.ssl.ca.location is set by the chart from kafkaTls; remove it from config" }}
+{{- end }}
 {{- $shutdown := .Values.config.shutdown_timeout_s | default 20 | float64 }}
 {{- if le (.Values.terminationGracePeriodSeconds | float64) $shutdown }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than config.shutdown_timeout_s (%v)" .Values.terminationGracePeriodSeconds $shutdown) }}
@@ -105,6 +114,9 @@ required without a keys file.
 {{- end }}
 {{- if include "stream-anon.kafkaSecretsEnabled" . }}
 {{- $_ := set $managed "kafka_secrets_file" (printf "%s/%s" $paths.kafkaSecretsDir .Values.kafkaSecrets.secretKey) }}
+{{- end }}
+{{- if .Values.kafkaTls.existingSecret }}
+{{- $_ := set $managed "kafka" (dict "ssl.ca.location" (printf "%s/%s" $paths.kafkaTlsDir .Values.kafkaTls.caKey)) }}
 {{- end }}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $managed) }}
 {{- end }}
@@ -137,6 +149,15 @@ required without a keys file.
     secretName: {{ include "stream-anon.kafkaSecretsName" . }}
     defaultMode: 0440
 {{- end }}
+{{- if .Values.kafkaTls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafkaTls.existingSecret }}
+    defaultMode: 0444
+    items:
+      - key: {{ .Values.kafkaTls.caKey }}
+        path: {{ .Values.kafkaTls.caKey }}
+{{- end }}
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
@@ -168,6 +189,11 @@ required without a keys file.
 {{- if include "stream-anon.kafkaSecretsEnabled" . }}
 - name: kafka-secrets
   mountPath: {{ $paths.kafkaSecretsDir }}
+  readOnly: true
+{{- end }}
+{{- if .Values.kafkaTls.existingSecret }}
+- name: kafka-tls
+  mountPath: {{ $paths.kafkaTlsDir }}
   readOnly: true
 {{- end }}
 - name: tmp
