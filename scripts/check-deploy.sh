@@ -125,6 +125,10 @@ if [ -x "$HELM" ]; then
   refuses "a grace period not above shutdown_timeout_s" "must be longer than config.shutdown_timeout_s" \
     -- --set terminationGracePeriodSeconds=20
   refuses "keys_file set in config" "config.keys_file is set by the chart" -- --set config.keys_file=/x.json
+  refuses "a password in config.kafka" "config.kafka.sasl.password is a secret" \
+    -- --set 'config.kafka.sasl\.password=plain'
+  refuses "ssl.ca.location next to kafkaTls" "ssl.ca.location is set by the chart" \
+    -- --set kafkaTls.existingSecret=ca --set 'config.kafka.ssl\.ca\.location=/x.pem'
 fi
 
 # --- Dockerfile -----------------------------------------------------------------------------------
