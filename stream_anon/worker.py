@@ -11,6 +11,7 @@ aborted before the next ``consume()``, so a revoke never lands in the middle of 
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import threading
@@ -598,6 +599,8 @@ class Watchdog:
 def _exit_hung(limit_s: float) -> None:
     log.error("delivery_hung", seconds=limit_s)
     print(f"error: a Kafka transaction did not complete within {limit_s:.0f}s; exiting", file=sys.stderr)
+    # where it hung (code locations only, no values): the client call that never returned
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     os._exit(3)
 
 
