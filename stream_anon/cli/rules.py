@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -34,9 +35,11 @@ def load_schema(path: Path) -> dict[str, Any]:
     return parse_writer_schema(path.read_text(encoding="utf-8"), ref=path.name).schema
 
 
-def compile_file(path: Path, keys: Keys | None) -> Plan:
+def compile_file(path: Path, keys: Keys | None, tag_policy: dict[str, Any] | None = None) -> Plan:
     # Without a keys file, lint checks rules against a throwaway key so hmac/tokenize still compile.
-    return compile_plan(load_schema(path), keys or Keys.ephemeral(), scanner=CompileOnlyScanner())
+    return compile_plan(
+        load_schema(path), keys or Keys.ephemeral(), tag_policy=tag_policy, scanner=CompileOnlyScanner()
+    )
 
 
 def _keys(path: Path | None) -> Keys | None:
@@ -86,14 +89,26 @@ def registry_options(required: bool) -> Callable[[Callable[..., None]], Callable
     return add
 
 
+@dataclass(frozen=True)
+class RegistryTarget:
+    """Where derived schemas go, and the tag policy they are derived with (as the worker derives them)."""
+
+    client: RegistryClient
+    strategy: SubjectNameStrategy
+    topic: str
+    tag_policy: dict[str, Any] | None
+
+
 def registry_target(
     config_path: Path | None, registry_url: str | None, output_topic: str | None
-) -> tuple[RegistryClient, SubjectNameStrategy, str] | None:
+) -> RegistryTarget | None:
+    from stream_anon.app import load_tag_policy
     from stream_anon.config import ConfigError, Settings, load_settings
     from stream_anon.registry import RegistryClient, RegistryError, SubjectNameStrategy
 
     try:
         settings = load_settings(config_path) if config_path else Settings()
+        tag_policy = load_tag_policy(settings.tag_policy_file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     url = registry_url or settings.schema_registry_url
@@ -105,7 +120,8 @@ def registry_target(
         client.check()
     except RegistryError as exc:
         registry_failed(exc)
-    return client, SubjectNameStrategy(options.subject_name_strategy), output_topic or settings.output_topic
+    strategy = SubjectNameStrategy(options.subject_name_strategy)
+    return RegistryTarget(client, strategy, output_topic or settings.output_topic, tag_policy)
 
 
 def registry_failed(exc: Exception) -> NoReturn:
@@ -140,7 +156,7 @@ def lint(
     files = list(schema_files(paths))
     for path in files:
         try:
-            plan = compile_file(path, keys)
+            plan = compile_file(path, keys, target.tag_policy if target else None)
         except SchemaRulesError as exc:
             problems.extend((path, p) for p in exc.problems)
             continue
@@ -149,10 +165,9 @@ def lint(
             continue
         if target is None:
             continue
-        client, strategy, topic = target
-        subject = derived_subject(strategy, topic, plan.derived_schema)
+        subject = derived_subject(target.strategy, target.topic, plan.derived_schema)
         try:
-            ok, why = client.compatible(subject, plan.derived_schema)
+            ok, why = target.client.compatible(subject, plan.derived_schema)
         except RegistryError as exc:
             registry_failed(exc)
         if not ok:
@@ -244,16 +259,15 @@ def register(
     target = registry_target(config_path, registry_url, output_topic)
     if target is None:
         raise click.UsageError("give --registry URL, or a --config with schema_registry_url")
-    client, strategy, topic = target
     refused = 0
     for path in schema_files(paths):
         try:
-            plan = compile_file(path, None)
+            plan = compile_file(path, None, target.tag_policy)
         except SchemaRulesError as exc:
             raise click.ClickException(f"{path}: {exc} (run stream-anon lint)") from None
-        subject = derived_subject(strategy, topic, plan.derived_schema)
+        subject = derived_subject(target.strategy, target.topic, plan.derived_schema)
         try:
-            schema_id = client.register(subject, plan.derived_schema)
+            schema_id = target.client.register(subject, plan.derived_schema)
         except DerivedSchemaRejected as exc:
             click.echo(f"{path}: refused under {subject}: {exc.message}", err=True)
             refused += 1
