@@ -4,6 +4,7 @@
   registry's answer, other schemas keep flowing (it used to stall every partition with healthy probes);
 * a URL that is not the registry's API (the bare Apicurio URL answers 404 to everything): the start-up
   check exits 2 naming the URL and the answer (it used to dead-letter every record as unknown_schema);
+* a registry-only configuration runs where there is no ./schemas (it used to exit 2 there);
 * refused credentials: exit 2; an unavailable registry (503, dropped connections, 404 pages that are not
   the registry's): records wait, /readyz is not ready, nothing is dead-lettered, and work resumes by
   itself. These two go through ``FailingRegistryProxy`` (tests/registryproxy.py), a stand-in in front of
@@ -108,14 +109,35 @@ def test_a_refused_derived_schema_dead_letters_its_records_and_others_keep_flowi
     )
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stream_anon", "run", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
     )
+
+
+def test_a_registry_only_configuration_runs_outside_the_repository(
+    tmp_path: Path, broker: str, registry: str
+) -> None:
+    """No schemas_dir written: it used to default to ./schemas and fail where there is none."""
+    raw, out, dlq = unique("raw"), unique("out"), unique("dlq")
+    create_topics([raw, out, dlq], partitions=1)
+    produce_avro(raw, FEEDBACK.read_text(), generate_feedback(5, seed=8))
+    config = tmp_path / "worker.yaml"
+    config.write_text(
+        f"schema_registry_url: {registry}\ninput_topics: [{raw}]\noutput_topic: {out}\ndlq_topic: {dlq}\n"
+        f"group_id: {unique('g')}\nmetrics_port: 0\noutput_key: keep\nkeys_file: {keys_file(tmp_path)}\n"
+    )
+    env = worker_env()
+    result = run_cli(env, "--config", str(config), "--until-idle", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(read_all(out)) == 5
 
 
 def test_a_url_that_is_not_the_registry_api_stops_the_worker_at_start(broker: str, registry: str) -> None:
