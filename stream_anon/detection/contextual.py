@@ -174,16 +174,22 @@ _UNIT = (
 )
 _TYPE_FIRST = (
     "rue|avenue|av\\.|bd|boulevard|chemin|impasse|allée|place|quai|route|cours|passage|square|calle|c/|avenida"
-    "|avda\\.?|plaza|paseo|camino|carrera|cuesta|ronda|travesía|glorieta|callejón|rambla|urbanización|via|viale"
+    "|avda\\.?|plaza|paseo|pasaje|cañada|acceso|carretera|vía|c\\.|camino|carrera|cuesta|ronda|travesía|glorieta"
+    "|callejón|rambla|urbanización|bajada|subida|senda|polígono|barrio|prolongación|via|viale"
     "|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|rotonda|incrocio|canale|stretto|vico|rua|travessa"
     "|praça|alameda|estrada|rodovia|vila|recanto|ladeira|lagoa|conjunto|setor|quadra|residencial|passarela"
-    "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|esplanada|viela|praia|trecho|fazenda"
+    "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|esplanada|viela|praia|trecho|fazenda|lago|viaduto|vale|favela"
     "|ul\\.|ulica|pl\\.|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
 )
 _GLUED = (
     "straße|strasse|str\\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad|markt|hof|berg|graben"
-    "|straat|laan|plein|singel|gracht|dreef|kade|park|dijk|pad|steeg|wal|baan|veld|hoven|erf"
+    "|straat|laan|plein|singel|gracht|dreef|kade|park|dijk|pad|steeg|wal|baan|veld|hoven|erf|boulevard"
     "|vägen|gatan|gränd|stigen|backen|torget|allén|leden|väg|gata|vej|gade|veien|gaten"
+)
+# Designators that are not English words (and not names): they need no house number.
+_NAMED_ONLY = (
+    "rue|boulevard|chemin|allée|impasse|quai|calle|avenida|paseo|pasaje|camino|cañada|carretera|travesía|callejón"
+    "|viale|piazza|corso|vicolo|rua|travessa|praça|alameda|estrada|rodovia|ulica|ul\\.|aleja|plac"
 )
 _WORD = r"[\p{L}][\p{L}\p{M}'’.\-]*"
 _NUMBER = r"\d{1,6}[a-zA-Z]?(?:\s*[/\-]\s*\d{1,5}[a-zA-Z]?)?"
@@ -207,11 +213,17 @@ class StreetAddressDetector:
         rf"|(?:(?<![\w.,])\d{{1,5}}(?:bis|ter)?,?\s+)?(?<!\w)(?:{_TYPE_FIRST})(?!\w)\s*"
         rf"(?:{_WORD}\s+){{0,4}}?{_WORD},?\s*(?:(?<!\d){_NUMBER}(?!\d){_unit_tail})"
         rf"|(?<![\w.,])\d{{1,5}}(?:bis|ter)?,?\s+(?:{_TYPE_FIRST})(?!\w)\s*(?:{_WORD}\s+){{0,3}}(?-i:\p{{Lu}})[\p{{L}}\p{{M}}'’\-]+"
+        # rue de Rivoli / boulevard Thomas Pereira / calle Mayor: a designator that is no English word,
+        # before a capitalized name, needs no number
+        rf"|(?<!\w)(?:{_NAMED_ONLY})\s+(?:(?:de|del|de\s+la|du|des|da|do|dos|das|di|della)\s+)?"
+        rf"(?-i:\p{{Lu}})[\p{{L}}\p{{M}}'’\-]+(?:\s+(?-i:\p{{Lu}})[\p{{L}}\p{{M}}'’\-]+){{0,2}}"
+        rf"(?:,?\s*(?<!\d){_NUMBER}(?!\d){_unit_tail})?"
         # Wesackstraße 26-83 / Lindseysingel 6 / Furuvägen 63 / Karl-Marx-Str. 5
         rf"|(?<!\w)(?-i:\p{{Lu}})[\p{{L}}\p{{M}}\-]*(?:{_GLUED})\s*,?\s*(?<!\d){_NUMBER}(?!\d){_unit_tail}",
         regex.IGNORECASE,
     )
-    _gate = regex.compile(r"\d")
+    # A house number, or a designator that needs none.
+    _gate = regex.compile(rf"\d|(?<!\w)(?:{_NAMED_ONLY})(?!\w)", regex.IGNORECASE)
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
@@ -448,7 +460,8 @@ class LowercaseNameDetector:
     zeynep hübel", "my colleague azeglio castioni", "signed for by brenda cardoso"), or starting a
     sentence, that are not ordinary English: none is a stop word, at least one is rare in English (not
     among its ~29,000 commonest words, or nearly so) and none is among its commonest ("tech support",
-    "accounting department" stay). A sentence start needs every word to be rare."""
+    "accounting department" stay); after a word that names a role ("my neighbour kate wells"), none among
+    the ~8,000 commonest is enough. A sentence start needs every word to be rare."""
 
     entity = PERSON
     window = None
@@ -456,12 +469,14 @@ class LowercaseNameDetector:
     min_digits = 0
     _word = r"\p{Ll}[\p{Ll}\p{M}'’\-]+"
     _pattern = regex.compile(
-        r"(?:(?i:\b(?:colleague|co-?worker|neighbou?r|tenant|landlord|landlady|agent|rep|representative"
-        r"|technician|courier|driver|manager|supervisor|friend|wife|husband|partner|son|daughter|mother"
-        r"|father|mom|mum|dad|brother|sister|boss|cousin|uncle|aunt|roommate|flatmate|assistant|owner"
-        r"|nurse|doctor|teacher|to|with|by|and|from|ask|asked|cc|is|am|i'm|it's|signed|named|called"
-        r"|yesterday|today|tomorrow|when|because|but|so|then|that|said|told|met|saw|emailed|texted|paid"
-        r"|thanked|contacted|visited|informed|dear|hi|hello|hey|thanks))"
+        # A word that names a person's role or introduces one (strong), or a word a name often follows.
+        r"(?:(?:(?P<strong>(?i:\b(?:colleague|co-?worker|neighbou?r|tenant|landlord|landlady|agent|rep"
+        r"|representative|technician|courier|driver|manager|supervisor|friend|wife|husband|partner|son"
+        r"|daughter|mother|father|mom|mum|dad|brother|sister|boss|cousin|uncle|aunt|roommate|flatmate"
+        r"|assistant|owner|nurse|doctor|teacher|ask|asked|told\s+by|spoke\s+(?:to|with)|talked\s+(?:to|with)"
+        r"|signed(?:\s+for)?\s+by|named|called|my\s+name\s+is|this\s+is|dear|hi|hello|hey|thanks)))"
+        r"|(?i:\b(?:to|with|by|and|from|cc|is|am|i'm|it's|yesterday|today|tomorrow|when|because|but|so|then"
+        r"|that|said|told|met|saw|emailed|texted|paid|thanked|contacted|visited|informed)))"
         r"[ \t]*[,:]?[ \t]+|(?P<start>^|[.!?][ \t]+))"
         rf"(?P<name>{_word}(?:[ \t]+{_word}){{1,3}})"
     )
@@ -493,7 +508,12 @@ class LowercaseNameDetector:
                 words.pop()
                 seen.pop()
             at_start = match.group("start") is not None
-            if any(f >= _VERY_COMMON for f in seen) or not any(f < _RARE for f in seen):
+            if any(f >= _VERY_COMMON for f in seen):
+                continue
+            # After a word that introduces a person, names of common words ("kate wells") count too,
+            # as long as none is among the commonest (~8,000) English words ("tech support").
+            strong = match.group("strong") is not None and all(f < _COMMON for f in seen)
+            if not strong and not any(f < _RARE for f in seen):
                 continue
             if at_start and not all(f < _RARE for f in seen):
                 continue
