@@ -410,7 +410,7 @@ def _place(template: str, value: str, secrets: list[str]) -> tuple[str, list[lis
 
 def generate(corpus: str) -> list[Text]:
     seed = SEEDS[corpus]
-    pool = 0 if corpus == "dev" else 1
+    pool = {"dev": 0, "report": 1}[corpus]  # each corpus its own sentence templates
     rng = random.Random(seed)
     texts: list[Text] = []
     for locale in LOCALES:
