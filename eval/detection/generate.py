@@ -394,7 +394,12 @@ def keeper(kind: str, fake: Faker, rng: random.Random) -> str:
     if kind == "order_id":
         return fake.bothify("??-#####").upper()
     if kind == "weekday":
-        return str(fake.day_of_week())
+        # Not ``day_of_week()``: it draws a date up to today, so the corpus would change with the day.
+        provider = next((p for p in fake.get_providers() if hasattr(p, "day_of_week")), None)
+        names: dict[str, str] | None = getattr(provider, "DAY_NAMES", None)
+        index = rng.randint(0, 6)
+        english = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+        return names[str(index)] if names else english[index]
     raise ValueError(kind)
 
 
