@@ -4,6 +4,8 @@ plain Presidio, on the same corpus (``generate.py``). One command:
     python -m eval.detection.evaluate                 # the held-out corpus; writes eval/detection/results.md
     python -m eval.detection.evaluate --corpus dev    # the development corpus (not reported)
 
+Plain Presidio's anonymizer is the extra ``.[bench]`` (``pip install -e '.[bench]'``), not the product's.
+
 stream-anon: ``Scanner()`` with its default settings, each text with its record's own values as
 ``known`` (other people's: the planted values are third parties'), spans replaced as tags. Plain
 Presidio: ``AnalyzerEngine`` with its default recognizers and threshold, ``AnonymizerEngine`` with its
