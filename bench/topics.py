@@ -15,8 +15,8 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.data import HEADER_BYTES
+from stream_anon.kafka.reader import read_to_end
 from stream_anon.schema import strip_logical_types
-from stream_anon.topicread import read_to_end
 
 LINEAGE_PARTITION = "stream-anon.source.partition"
 LINEAGE_OFFSET = "stream-anon.source.offset"
@@ -131,7 +131,13 @@ def read_output(
 ) -> list[OutputRecord]:
     """Every committed record of ``topic``, with its lineage (source partition and offset)."""
     out: list[OutputRecord] = []
-    for m in read_to_end(bootstrap, topic, idle_s=idle_s, timeout_s=timeout_s, group_prefix="bench-reader"):
+    for m in read_to_end(
+        {"bootstrap.servers": bootstrap},
+        topic,
+        idle_timeout_s=idle_s,
+        timeout_s=timeout_s,
+        purpose="bench-reader",
+    ):
         headers = lineage(m.headers())
         out.append(
             OutputRecord(

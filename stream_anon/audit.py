@@ -7,24 +7,22 @@ each record and runs the full detection over every string value: the validated d
 counts, per field path and entity, the records with a suspected leak, and keeps a few examples with
 the suspect span masked (``j***@e***.com``): the report never holds a whole value.
 
-``TopicReader`` does the Kafka part, ``Auditor`` the detection and counting, ``AuditReport`` the result.
+``kafka.reader.TopicReader`` does the Kafka part, ``Auditor`` the detection and counting, ``AuditReport``
+the result.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from stream_anon.detection import TextScanner
 from stream_anon.detection.contextual import VERIFIER
 from stream_anon.detection.validated import DetectorSet, partial_mask
+from stream_anon.kafka.reader import TopicReader
 from stream_anon.walk import Walker, compile_walker, walk_untyped
 from stream_anon.wire import WireError
 
@@ -32,135 +30,8 @@ MAX_EXAMPLES = 3
 
 
 class AuditError(Exception):
-    """The audit cannot run (broker unreachable, topic missing); the message says why, without values."""
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    partition: int
-    offset: int
-    value: bytes | None
-
-
-class TopicReader:
-    """The records of ``topic`` from a start (the beginning, or ``from_time_ms``) to the end offsets
-    captured when the reader opens, read with ``isolation.level=read_committed``.
-
-    Transaction markers and aborted records occupy offsets but are never delivered: a partition is done
-    when a record at or past its end offset arrives or when the consumer's position reaches it.
-    """
-
-    def __init__(
-        self,
-        kafka_config: dict[str, Any],
-        topic: str,
-        *,
-        from_time_ms: int | None = None,
-        idle_timeout_s: float = 30.0,
-        metadata_timeout_s: float = 15.0,
-    ) -> None:
-        self.topic = topic
-        self.idle_timeout_s = idle_timeout_s
-        self.complete = True
-        config = {
-            **kafka_config,
-            "group.id": f"stream-anon-audit-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-        try:
-            self._consumer = Consumer(config)
-        except KafkaException as exc:
-            raise AuditError(f"cannot create a Kafka consumer: {exc.args[0]}") from None
-        try:
-            self.start, self.end = self._offsets(from_time_ms, metadata_timeout_s)
-        except Exception:
-            self._consumer.close()
-            raise
-
-    def _offsets(self, from_time_ms: int | None, timeout_s: float) -> tuple[dict[int, int], dict[int, int]]:
-        try:
-            metadata = self._consumer.list_topics(self.topic, timeout=timeout_s)
-        except KafkaException as exc:
-            raise AuditError(f"cannot reach the broker to read {self.topic}: {exc.args[0]}") from None
-        described = metadata.topics.get(self.topic)
-        if described is None or described.error is not None or not described.partitions:
-            raise AuditError(f"topic {self.topic} does not exist or has no partitions")
-        start: dict[int, int] = {}
-        end: dict[int, int] = {}
-        try:
-            for partition in sorted(described.partitions):
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=timeout_s
-                )
-                start[partition], end[partition] = low, high
-            if from_time_ms is not None:
-                wanted = [TopicPartition(self.topic, p, from_time_ms) for p in start]
-                for found in self._consumer.offsets_for_times(wanted, timeout=timeout_s):
-                    # -1: no record at or after that time in this partition
-                    start[found.partition] = end[found.partition] if found.offset < 0 else found.offset
-        except KafkaException as exc:
-            raise AuditError(f"cannot read the offsets of {self.topic}: {exc.args[0]}") from None
-        return start, end
-
-    @property
-    def total(self) -> int:
-        """Offsets to read; an upper bound of the records (markers and aborted records take offsets too)."""
-        return sum(max(0, self.end[p] - self.start[p]) for p in self.start)
-
-    def __iter__(self) -> Iterator[RawMessage]:
-        remaining = {p for p in self.start if self.start[p] < self.end[p]}
-        if not remaining:
-            return
-        consumer = self._consumer
-        consumer.assign([TopicPartition(self.topic, p, self.start[p]) for p in remaining])
-        last_progress = time.monotonic()
-        while remaining:
-            messages = consumer.consume(500, 0.5)
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise AuditError(f"reading {self.topic} failed: {error.str()}")
-                partition, offset = message.partition(), message.offset()
-                if partition not in remaining or offset is None:
-                    continue
-                if offset >= self.end[partition]:
-                    self._finish(partition, remaining)
-                    continue
-                yield RawMessage(partition, offset, message.value())
-                if offset >= self.end[partition] - 1:
-                    self._finish(partition, remaining)
-            if messages:
-                last_progress = time.monotonic()
-            # The fetch position moves past markers and aborted records without delivering anything.
-            if remaining:
-                for position in consumer.position([TopicPartition(self.topic, p) for p in remaining]):
-                    if position.offset >= self.end[position.partition]:
-                        self._finish(position.partition, remaining)
-            if remaining and time.monotonic() - last_progress > self.idle_timeout_s:
-                # An open transaction holds the last stable offset back: report what was read.
-                self.complete = False
-                return
-
-    def _finish(self, partition: int, remaining: set[int]) -> None:
-        remaining.discard(partition)
-        self._consumer.pause([TopicPartition(self.topic, partition)])
-
-    def close(self) -> None:
-        self._consumer.close()
-
-    def __enter__(self) -> TopicReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    """The audit cannot run (the schema source is unreachable, NER is not available); the message says
+    why, without values. (A topic that cannot be read raises ``kafka.reader.TopicReadError``.)"""
 
 
 # --- detection ----------------------------------------------------------------------------------
@@ -375,7 +246,7 @@ def run_audit(
     """Read, decode and audit; undecodable records are counted by their reason, not audited."""
     for read, message in enumerate(reader, start=1):
         try:
-            record, schema = decode(message.value)
+            record, schema = decode(message.value())
         except AuditError:
             raise
         except WireError as exc:

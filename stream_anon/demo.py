@@ -22,11 +22,12 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from stream_anon.config import Settings
 from stream_anon.datagen import generate_feedback
+from stream_anon.kafka.protocols import NullObserver
+from stream_anon.kafka.reader import TopicReadError, read_to_end
 from stream_anon.records import HEADER_PREFIX, Outcome, Sanitized
 from stream_anon.schemas import fingerprint, parse_writer_schema
-from stream_anon.topicread import read_to_end
 from stream_anon.wire import SINGLE_OBJECT_MAGIC, Framing, decode_payload, encode, frame_header, parse_frame
-from stream_anon.worker import NullObserver, Worker
+from stream_anon.worker import Worker
 
 SHOWN_FIELDS = (
     "user.name",
@@ -153,8 +154,10 @@ def run_until_drained(
 
 def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
     try:
-        yield from read_to_end(bootstrap, topic, group_prefix="demo-reader")
-    except KafkaException as exc:
+        yield from read_to_end(
+            {"bootstrap.servers": bootstrap}, topic, purpose="demo-reader", idle_timeout_s=5.0
+        )
+    except TopicReadError as exc:
         raise click.ClickException(f"cannot read {topic}: {exc}") from None
 
 

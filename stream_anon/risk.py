@@ -17,14 +17,11 @@ figures only, never a record's values.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
+from stream_anon.kafka.reader import TopicReader
 from stream_anon.wire import WireError
 
 # Fields whose path does not exist and null values share this marker, so they form a class of their own.
@@ -198,55 +195,17 @@ def read_topic(
 ) -> Iterator[dict[str, Any]]:
     """Decoded records of ``topic`` from the beginning up to ``max_records`` or the end offsets at start.
 
-    Reads committed records only and commits nothing (a throwaway group id).
+    Reads committed records only and commits nothing; raises ``TopicReadError`` (an ``OSError``) if
+    the topic cannot be read.
     """
-    consumer = Consumer(
-        {
-            **kafka,
-            "group.id": f"stream-anon-risk-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=30)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise LookupError(f"topic {topic} does not exist")
-        remaining: dict[int, int] = {}
-        starts = []
-        for p in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                remaining[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        consumer.assign(starts)
-        last = time.monotonic()
-        while remaining and stats.read + stats.undecodable < max_records:
-            messages = consumer.consume(min(500, max_records - stats.read - stats.undecodable), 0.5)
-            if not messages:
-                # A transaction marker may sit at the end offset: the position passes it, no record does.
-                for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
-                    if tp.offset >= remaining[tp.partition]:
-                        del remaining[tp.partition]
-                if time.monotonic() - last > idle_timeout_s:
-                    break
-            for message in messages:
-                last = time.monotonic()
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise OSError(f"consumer error: {error.str()}")
-                    continue
-                partition, offset = message.partition() or 0, message.offset() or 0
-                if partition in remaining and offset + 1 >= remaining[partition]:
-                    del remaining[partition]
-                try:
-                    record = decode(message.value() or b"")
-                except WireError:
-                    stats.undecodable += 1
-                    continue
+    with TopicReader(kafka, topic, purpose="risk", idle_timeout_s=idle_timeout_s) as reader:
+        for message in reader:
+            try:
+                record = decode(message.value() or b"")
+            except WireError:
+                stats.undecodable += 1
+            else:
                 stats.read += 1
                 yield record
-    finally:
-        consumer.close()
+            if stats.read + stats.undecodable >= max_records:
+                return

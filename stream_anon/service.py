@@ -15,13 +15,14 @@ from stream_anon.app import build_pipeline, dead_letter_sealing, load_keys
 from stream_anon.config import ConfigError, Settings
 from stream_anon.crypto import pseudonym_function, pseudonym_prefix
 from stream_anon.health import Health, HealthServer
-from stream_anon.keys import KeysError
+from stream_anon.kafka.errors import FatalKafkaError
+from stream_anon.keys import Keys, KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
 from stream_anon.pipeline import CompiledSchema
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Sanitized
 from stream_anon.registry import DerivedSchemaRejected, RegistryError
-from stream_anon.worker import Worker, WorkerError
+from stream_anon.worker import Worker
 
 log = structlog.get_logger(__name__)
 
@@ -114,13 +115,17 @@ OUTPUT_KEY_PURPOSE = "output_key"
 OUTPUT_KEY_SCHEME = "k2"
 
 
-def output_key_function(settings: Settings) -> Callable[[bytes | None], bytes | None]:
-    """The sanitized record's key: a keyed pseudonym of the raw key by default, since keys often hold ids."""
+def output_key_function(
+    settings: Settings, keys: Keys | None = None
+) -> Callable[[bytes | None], bytes | None]:
+    """The sanitized record's key: a keyed pseudonym of the raw key by default, since keys often hold ids.
+
+    ``keys``: the keys already loaded from ``settings.keys_file``, if the caller has them."""
     if settings.output_key == "keep":
         return lambda key: key
     if settings.output_key == "drop":
         return lambda key: None
-    keys = load_keys(settings.keys_file)
+    keys = keys if keys is not None else load_keys(settings.keys_file)
     try:
         version, _ = keys.active("default")
     except KeyError:
@@ -160,19 +165,21 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
     try:
         if server is not None:
             server.start()
+        keys = load_keys(settings.keys_file)  # once: the rules, the output key and the seal share them
         pipeline = build_pipeline(
             settings,
             on_compiled=observer.compiled,
             on_leak=observer.leak,
             on_scan=observer.scanned,
             on_rejected=observer.derived_schema_rejected,
+            keys=keys,
         )
-        sealing = dead_letter_sealing(settings)
+        sealing = dead_letter_sealing(settings, keys)
         worker = Worker(
             settings,
             pipeline,
             observer,
-            output_key=output_key_function(settings),
+            output_key=output_key_function(settings, keys),
             seal_dead_letter=None if sealing is None else sealing.seal,
         )
 
@@ -190,7 +197,14 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         worker.run(until_idle_s=until_idle_s)
-    except (ConfigError, WorkerError, RegistryError, KeysError, FileNotFoundError, PermissionError) as exc:
+    except (
+        ConfigError,
+        FatalKafkaError,
+        RegistryError,
+        KeysError,
+        FileNotFoundError,
+        PermissionError,
+    ) as exc:
         log.error("worker_failed", error=str(exc))
         # the operator's message, unscrubbed: it is built from the configuration, never from records
         print(f"error: {exc}", file=sys.stderr)

@@ -18,9 +18,9 @@ import fastavro
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from stream_anon.kafka.reader import read_to_end
 from stream_anon.schema import strip_logical_types
 from stream_anon.schemas import fingerprint
-from stream_anon.topicread import read_to_end
 from stream_anon.wire import SINGLE_OBJECT_MAGIC, encode
 
 BOOTSTRAP = os.environ.get("STREAM_ANON_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -118,12 +118,12 @@ def read_all(
             {k: v.decode() for k, v in m.headers() or []},
         )
         for m in read_to_end(
-            BOOTSTRAP,
+            {"bootstrap.servers": BOOTSTRAP},
             topic,
             read_committed=read_committed,
-            idle_s=idle_s,
+            idle_timeout_s=idle_s,
             timeout_s=timeout_s,
-            group_prefix="reader",
+            purpose="test-reader",
         )
     ]
 

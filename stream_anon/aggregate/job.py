@@ -17,7 +17,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -32,9 +31,11 @@ from stream_anon.aggregate.settings import AggregateSettings
 from stream_anon.aggregate.windows import WindowedAggregation
 from stream_anon.config import Settings
 from stream_anon.health import Health
-from stream_anon.schemas import SchemaResolver, open_resolver
+from stream_anon.kafka.clients import check_topics, group_consumer_config, transactional_producer_config
+from stream_anon.kafka.errors import FatalKafkaError
+from stream_anon.kafka.transactions import TransactionAborted, Transactions
+from stream_anon.schemas import SchemaResolver
 from stream_anon.wire import WireError
-from stream_anon.worker import WorkerError, check_topics
 
 log = structlog.get_logger(__name__)
 
@@ -43,32 +44,17 @@ log = structlog.get_logger(__name__)
 LEDGER_MARK = "stream-anon-ledger-windows:"
 
 
-class PublishFailed(WorkerError):
+class PublishFailed(FatalKafkaError):
     """A release could not be published (transaction aborted, fenced by a newer instance)."""
 
 
 class RecordReader(Protocol):
+    """Decodes a sanitized record (``app.sanitized_reader``); ``resolver`` gives the aggregates' frame."""
+
+    @property
+    def resolver(self) -> SchemaResolver: ...
+
     def read(self, value: bytes) -> dict[str, Any]: ...
-
-
-def open_reader(settings: Settings, resolver: SchemaResolver | None = None) -> RecordReader:
-    """The reader of sanitized records: the shared one, which derives the sanitized schemas itself."""
-    from stream_anon.app import open_reader as shared_reader
-
-    return shared_reader(settings)
-
-
-def _retrying(call: Callable[[], Any], what: str, attempts: int = 8) -> Any:
-    for attempt in range(attempts):
-        try:
-            return call()
-        except KafkaException as exc:
-            err: KafkaError = exc.args[0]
-            if not err.retriable() or attempt == attempts - 1:
-                raise
-            log.warning("retrying", call=what, code=err.name())
-            time.sleep(min(0.2 * 2**attempt, 5.0))
-    return None  # pragma: no cover
 
 
 class AggregateJob:
@@ -81,15 +67,16 @@ class AggregateJob:
         ledger: Ledger,
         metrics: AggregateMetrics | None = None,
         health: Health | None = None,
-        reader: RecordReader | None = None,
+        *,
+        reader: RecordReader,
     ) -> None:
+        """``reader`` decodes the source topic's records (``app.aggregate_job`` assembles the job)."""
         self._settings = settings
         self._s = aggregate
         self._ledger = ledger
         self.metrics = metrics if metrics is not None else AggregateMetrics()
         self._health = health
-        self._resolver = open_resolver(settings)
-        self._reader = reader if reader is not None else open_reader(settings, self._resolver)
+        self._reader = reader
         self._mechanisms = Mechanisms(aggregate)
         self._releaser = Releaser(aggregate, self._mechanisms, ledger, self.metrics)
         self.core = WindowedAggregation(
@@ -114,34 +101,24 @@ class AggregateJob:
         s = self._s
         check_topics(self._settings, topics=[s.source_topic, s.aggregates_topic])
         self._check_ledger_matches_topic()
-        encoder = AggregateEncoder(self._resolver.derived_header(AGGREGATE_SCHEMA, s.aggregates_topic))
-        producer = Producer(
-            {
-                "transactional.id": s.effective_transactional_id,
-                "transaction.timeout.ms": self._settings.transaction_timeout_s * 1000,
-                "linger.ms": 5,
-                **self._settings.librdkafka(),
-            }
-        )
-        # Fences an earlier instance of this job and aborts its hanging transaction.
-        _retrying(lambda: producer.init_transactions(self._timeout), "init_transactions")
+        encoder = AggregateEncoder(self._reader.resolver.derived_header(AGGREGATE_SCHEMA, s.aggregates_topic))
+        producer = Producer(transactional_producer_config(self._settings, s.effective_transactional_id))
+        # Fences an earlier instance of this job (see the module docstring).
+        transactions = Transactions(producer, self._timeout)
         consumer = Consumer(
-            {
-                "group.id": s.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
+            group_consumer_config(
+                self._settings,
+                s.group_id,
                 # End-of-partition events tell the watermark a partition has no backlog left.
-                "enable.partition.eof": True,
-                **self._settings.librdkafka(),
-            }
+                {"enable.partition.eof": True},
+            )
         )
         try:
             partitions = self._assign_all(consumer)
             if self._health is not None:
                 self._health.set_assignment(partitions)
                 self._health.set_broker_up(True)
-            self._loop(consumer, producer, encoder, until_idle_s, close_open_windows)
+            self._loop(consumer, producer, transactions, encoder, until_idle_s, close_open_windows)
         finally:
             if self._health is not None:
                 self._health.set_stopping()
@@ -162,6 +139,7 @@ class AggregateJob:
         self,
         consumer: Consumer,
         producer: Producer,
+        transactions: Transactions,
         encoder: AggregateEncoder,
         until_idle_s: float | None,
         close_open_windows: bool,
@@ -183,7 +161,7 @@ class AggregateJob:
             offsets = self.core.committable_offsets()
             if closed or (due and offsets != committed):
                 releases = [r for r in (self._releaser.release(w) for w in closed) if r is not None]
-                self._publish(producer, consumer, encoder, releases, offsets)
+                self._publish(producer, consumer, transactions, encoder, releases, offsets)
                 committed, last_commit = offsets, time.monotonic()
             if idle:
                 log.info("aggregate_idle_stop", idle_s=until_idle_s)
@@ -191,7 +169,7 @@ class AggregateJob:
         # Stopped by a signal: commit how far the published windows reach; open windows are re-read.
         offsets = self.core.committable_offsets()
         if offsets != committed:
-            self._publish(producer, consumer, encoder, [], offsets)
+            self._publish(producer, consumer, transactions, encoder, [], offsets)
 
     def _add(self, message: Message) -> None:
         error = message.error()
@@ -200,7 +178,7 @@ class AggregateJob:
                 self.core.caught_up((message.topic() or "", message.partition() or 0))
                 return
             if error.fatal():
-                raise WorkerError(f"consumer error: {error.str()}")
+                raise FatalKafkaError(f"consumer error: {error.str()}")
             log.warning("consumer_error", code=error.name())
             return
         position = (message.topic() or "", message.partition() or 0)
@@ -219,6 +197,7 @@ class AggregateJob:
         self,
         producer: Producer,
         consumer: Consumer,
+        transactions: Transactions,
         encoder: AggregateEncoder,
         releases: list[Release],
         offsets: dict[tuple[str, int], int],
@@ -231,25 +210,23 @@ class AggregateJob:
                 failures.append(err)  # inspected after flush: a callback must not call back into the client
 
         try:
-            producer.begin_transaction()
+            transactions.begin()
             for release in releases:
                 for record in release.records:
                     producer.produce(topic, encoder(record), record_key(record), on_delivery=on_delivery)
             producer.flush(self._timeout)
             if failures:
                 codes = ", ".join(sorted({f.name() for f in failures}))
-                raise WorkerError(f"{len(failures)} aggregate write(s) failed: {codes}")
+                raise FatalKafkaError(f"{len(failures)} aggregate write(s) failed: {codes}")
             # The offsets carry how many windows the ledger has charged: a ledger lost or restored from
             # an older copy is then detected at start even when nothing reached the aggregates topic.
             mark = f"{LEDGER_MARK}{self._ledger.charged_windows}"
-            tps = [TopicPartition(t, p, o, mark) for (t, p), o in offsets.items()]
-            producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), self._timeout)
-            _retrying(lambda: producer.commit_transaction(self._timeout), "commit_transaction")
-        except (KafkaException, WorkerError, SystemError) as exc:
+            transactions.commit(offsets, consumer.consumer_group_metadata(), metadata=mark)
+        except (KafkaException, FatalKafkaError, TransactionAborted, SystemError) as exc:
             # A fatal error (fenced by a newer instance) raised inside flush() while delivery callbacks
             # run surfaces as a SystemError whose cause is the KafkaException.
             cause = exc.__cause__ if isinstance(exc, SystemError) else exc
-            self._abort(producer)
+            self._abort(transactions)
             reason = cause.args[0].str() if isinstance(cause, KafkaException) else str(cause)
             # The ledger holds the releases: the restarted job publishes the same values, no new noise.
             raise PublishFailed(f"publishing aggregates failed, transaction aborted: {reason}") from None
@@ -264,11 +241,11 @@ class AggregateJob:
                 replayed=release.replayed,
             )
 
-    def _abort(self, producer: Producer) -> None:
+    def _abort(self, transactions: Transactions) -> None:
         try:
-            producer.abort_transaction(self._timeout)
-        except KafkaException as exc:
-            log.warning("abort_failed", code=exc.args[0].name())
+            transactions.abort()
+        except FatalKafkaError as exc:
+            log.warning("abort_failed", error=str(exc))
 
     def _check_ledger_matches_topic(self) -> None:
         """A ledger behind what was published means it was lost or restored from an older copy: starting
@@ -277,14 +254,14 @@ class AggregateJob:
         which record how many windows the ledger had charged (covering windows whose cohorts were all
         suppressed, and a topic whose records expired)."""
         source, topic = self._s.source_topic, self._s.aggregates_topic
-        consumer = Consumer({"group.id": self._s.group_id, **self._settings.librdkafka()})
+        consumer = Consumer(group_consumer_config(self._settings, self._s.group_id))
         try:
             if self._ledger.empty:
                 metadata = consumer.list_topics(topic, timeout=30)
                 for p in metadata.topics[topic].partitions:
                     low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
                     if high > low:
-                        raise WorkerError(
+                        raise FatalKafkaError(
                             f"the ledger {self._ledger.path} is empty but {topic} already holds aggregates: "
                             "restore the ledger, or publish to a new aggregates topic"
                         )
@@ -296,7 +273,7 @@ class AggregateJob:
                 if mark.startswith(LEDGER_MARK) and mark[len(LEDGER_MARK) :].isdigit():
                     recorded = max(recorded, int(mark[len(LEDGER_MARK) :]))
             if recorded > self._ledger.charged_windows:
-                raise WorkerError(
+                raise FatalKafkaError(
                     f"the ledger {self._ledger.path} holds {self._ledger.charged_windows} charged window(s) "
                     f"but the job's committed offsets record {recorded}: the ledger was lost or restored "
                     "from an older copy. Restore it, or publish to a new aggregates topic with a new group_id"

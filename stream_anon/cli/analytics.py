@@ -60,14 +60,16 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
     """
     from confluent_kafka import KafkaException
 
-    from stream_anon.aggregate.job import AggregateJob, PublishFailed
+    from stream_anon.aggregate.job import PublishFailed
     from stream_anon.aggregate.ledger import Ledger, LedgerError, Limits
     from stream_anon.aggregate.metrics import AggregateMetrics
     from stream_anon.aggregate.settings import aggregate_settings
+    from stream_anon.app import aggregate_job
     from stream_anon.health import Health, HealthServer
+    from stream_anon.kafka.errors import FatalKafkaError
+    from stream_anon.keys import KeysError
     from stream_anon.logs import configure_logging
     from stream_anon.registry import RegistryError
-    from stream_anon.worker import WorkerError
 
     settings = _settings(config)
     try:
@@ -84,13 +86,13 @@ def aggregate(config: Path, until_idle: float | None, close_open_windows: bool) 
         if server is not None:
             server.start()
         with Ledger(agg.ledger, limits) as ledger:
-            job = AggregateJob(settings, agg, ledger, metrics, health)
+            job = aggregate_job(settings, agg, ledger, metrics, health)
             job.install_signal_handlers()
             job.run(until_idle_s=until_idle, close_open_windows=close_open_windows)
     except (PublishFailed, RegistryError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except (ConfigError, LedgerError, WorkerError, FileNotFoundError, PermissionError) as exc:
+    except (ConfigError, LedgerError, FatalKafkaError, KeysError, FileNotFoundError, PermissionError) as exc:
         _fail(str(exc))
     except KafkaException as exc:
         _fail(f"Kafka: {exc.args[0].str()}")
@@ -146,11 +148,10 @@ def risk(
     """
     from confluent_kafka import KafkaException
 
-    from stream_anon.aggregate.job import open_reader
+    from stream_anon.app import sanitized_reader
     from stream_anon.logs import configure_logging
     from stream_anon.registry import RegistryUnavailable
     from stream_anon.risk import TopicWindow, assess, format_table, read_topic
-    from stream_anon.schemas import open_resolver
 
     settings = _settings(config)
     configure_logging(settings.log_format, settings.log_level)  # to stderr: stdout holds the report
@@ -158,7 +159,7 @@ def risk(
     if not fields:
         _fail("--quasi-identifiers needs at least one field")
     try:
-        reader = open_reader(settings, open_resolver(settings))
+        reader = sanitized_reader(settings)
         stats = TopicWindow()
         records = read_topic(settings.librdkafka(), topic, reader.read, max_records, stats)
         report = assess(records, fields, k=k, sensitive=sensitive, l=l_, person=person)

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from stream_anon.audit import AuditError, Auditor, Decode, TopicReader, run_audit
+from stream_anon.audit import AuditError, Auditor, Decode, run_audit
 from stream_anon.cli.run import fail, settings_from
-from stream_anon.config import Settings
+from stream_anon.config import ConfigError, Settings
 from stream_anon.detection import TextScanner
+from stream_anon.kafka.reader import TopicReader, TopicReadError
 
 
 @click.command()
@@ -74,7 +75,7 @@ def audit(
 
     configure_logging(settings.log_format, settings.log_level)
     try:
-        with TopicReader(settings.librdkafka(), topic, from_time_ms=start_ms) as reader:
+        with TopicReader(settings.librdkafka(), topic, purpose="audit", from_time_ms=start_ms) as reader:
             decode = _decoder(settings)
             scanner = None if no_ner else _scanner(settings)
             auditor = Auditor(
@@ -90,7 +91,7 @@ def audit(
             total = min(reader.total, max_records) if max_records else reader.total
             with tqdm(total=total, unit="rec", desc=f"auditing {topic}", file=sys.stderr, leave=False) as bar:
                 report = run_audit(reader, decode, auditor, max_records=max_records, progress=bar.update)
-    except AuditError as exc:
+    except (AuditError, TopicReadError) as exc:
         fail(str(exc))
         return
     click.echo(report.to_json(fail_above) if output_format == "json" else report.to_table(fail_above))
@@ -110,53 +111,24 @@ def _parse_time(text: str) -> int:
 
 
 def _decoder(settings: Settings) -> Decode:
-    """Frame → writer schema → record.
-
-    In ``schemas_dir`` mode a sanitized topic's schemas are the derived schemas of the directory's
-    files: on the first fingerprint the directory does not know, they are compiled as the worker
-    compiles them (same rules, same keys file) and added.
-    """
+    """Frame → writer schema → record: the reader of sanitized records the other commands use (in
+    ``schemas_dir`` mode it derives the sanitized schemas as the worker does)."""
+    from stream_anon.app import sanitized_reader
+    from stream_anon.keys import KeysError
     from stream_anon.registry import RegistryError, RegistryUnavailable
-    from stream_anon.schemas import open_resolver
-    from stream_anon.wire import WireError, WireErrorKind, decode_payload, parse_frame
 
     try:
-        resolver = open_resolver(settings, check=True)
-    except (FileNotFoundError, ValueError, RegistryError) as exc:
+        reader = sanitized_reader(settings)
+    except (FileNotFoundError, ValueError, RegistryError, KeysError, ConfigError) as exc:
         raise AuditError(str(exc)) from None
-    derived_added = resolver.directory is None
 
     def decode(value: bytes | None) -> tuple[dict[str, Any], Any]:
-        nonlocal derived_added
-        framing, ident, start = parse_frame(value)
         try:
-            writer = resolver.lookup(framing, ident)
-        except WireError as exc:
-            if exc.kind is not WireErrorKind.UNKNOWN_SCHEMA or derived_added:
-                raise
-            derived_added = True
-            _add_derived_schemas(settings, resolver.directory)
-            writer = resolver.lookup(framing, ident)
+            return reader.read_with_schema(value or b"")  # no value: undecodable, as an empty one
         except RegistryUnavailable as exc:
             raise AuditError(str(exc)) from None
-        assert value is not None  # parse_frame refuses empty values
-        return decode_payload(value, start, writer.parsed, writer.ref), writer.parsed
 
     return decode
-
-
-def _add_derived_schemas(settings: Settings, directory: Any) -> None:
-    try:
-        from stream_anon.app import plan_compiler
-
-        compile_plan = plan_compiler(settings)
-    except Exception:  # no rule engine or no keys: only the directory's own files are known
-        return
-    for writer in directory.schemas():
-        try:
-            directory.add(compile_plan(writer.schema).derived_schema)
-        except Exception:  # a schema whose rules do not compile has no sanitized records to read
-            continue
 
 
 def _scanner(settings: Settings) -> TextScanner:

@@ -74,13 +74,15 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     from stream_anon import demo as d
-    from stream_anon.app import build_pipeline
+    from stream_anon.app import build_pipeline, load_keys
     from stream_anon.config import Settings
+    from stream_anon.kafka.clients import check_topics
+    from stream_anon.kafka.errors import FatalKafkaError
     from stream_anon.keys import Keys
     from stream_anon.logs import configure_logging
     from stream_anon.registry import RegistryClient, RegistryError
     from stream_anon.service import output_key_function
-    from stream_anon.worker import Worker, WorkerError, check_topics
+    from stream_anon.worker import Worker
 
     configure_logging("console", "warning")
     topics = d.DemoTopics("demo.feedback.raw", "demo.feedback.sanitized", "demo.feedback.dlq")
@@ -111,7 +113,7 @@ def demo(
         check_topics(settings, timeout_s=20, topics=[])
         if registry_url:
             RegistryClient(registry_url).wait_until_answering(20)
-    except (WorkerError, RegistryError) as exc:
+    except (FatalKafkaError, RegistryError) as exc:
         raise click.ClickException(
             f"{exc} (start them with scripts/kafka.sh start and scripts/registry.sh start)"
         ) from None
@@ -124,9 +126,10 @@ def demo(
     header = d.register_raw_schema(registry_url, topics.raw, schema) if registry_url else None
     _, produced = d.produce_feedback(bootstrap_servers, topics.raw, schema, count, seed=7, header=header)
     click.echo("[4/5] running the worker until the raw topic is drained")
-    pipeline = build_pipeline(settings)
+    keys = load_keys(settings.keys_file)
+    pipeline = build_pipeline(settings, keys=keys)
     observer = d.CountingObserver()
-    worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings))
+    worker = Worker(settings, pipeline, observer, output_key=output_key_function(settings, keys))
     d.run_until_drained(worker, observer, produced)
     click.echo("[5/5] reading the sanitized and dead-letter topics back (read_committed)")
     raw = d.source_offsets(bootstrap_servers, topics.raw, schema, header)

@@ -122,20 +122,14 @@ def anonymize(
     null). Sanitized records go to --output; records that fail go to --dlq with their reason, never to
     the output. Exits 1 if any record failed, 2 if the schema or its rules are unusable.
     """
-    from stream_anon.app import LazyScanner, load_keys, load_tag_policy
-    from stream_anon.detection import ScanSettings
+    from stream_anon.app import file_plan
     from stream_anon.pipeline import Rejected, rejection_for, sanitize_batch
-    from stream_anon.rules import SchemaRulesError, compile_plan
-    from stream_anon.schemas import parse_writer_schema
+    from stream_anon.rules import SchemaRulesError
     from stream_anon.verify import Verifier
     from stream_anon.wire import WireError
 
     try:
-        writer = parse_writer_schema(schema_path.read_text(encoding="utf-8"), ref=f"file:{schema_path.name}")
-        keys = load_keys(keys_path)
-        policy = load_tag_policy(policy_path)
-        scanner = LazyScanner(ScanSettings())
-        plan = compile_plan(writer.schema, keys, tag_policy=policy, scanner=scanner)
+        writer, plan = file_plan(schema_path, keys_path, policy_path)
     except WireError as exc:
         fail(f"{schema_path}: {exc}")
         return

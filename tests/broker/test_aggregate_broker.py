@@ -15,15 +15,16 @@ from click.testing import CliRunner
 from kafkatools import Framer, create_topics, delete_topics, produce, read_all, unique
 
 from stream_anon.aggregate import AGGREGATE_SCHEMA, AggregateMetrics, Ledger, Limits, aggregate_settings
-from stream_anon.aggregate.job import AggregateJob, PublishFailed
+from stream_anon.aggregate.job import PublishFailed
 from stream_anon.aggregate.record import PARSED_AGGREGATE_SCHEMA
+from stream_anon.app import aggregate_job
 from stream_anon.cli.analytics import aggregate, risk
 from stream_anon.config import load_settings
 from stream_anon.health import Health
+from stream_anon.kafka.errors import FatalKafkaError
 from stream_anon.risk import assess
 from stream_anon.schemas import fingerprint
 from stream_anon.wire import SINGLE_OBJECT_MAGIC
-from stream_anon.worker import WorkerError
 
 pytestmark = pytest.mark.broker
 
@@ -132,7 +133,7 @@ def test_windows_are_published_once_noisy_bounded_and_suppressed(setup: Any) -> 
     metrics = AggregateMetrics()
     with Ledger(agg.ledger, limits) as ledger:
         # Day 3's records close days 0 and 1 by event time; day 3 itself closes when the job drains.
-        AggregateJob(settings, agg, ledger, metrics).run(until_idle_s=4, close_open_windows=True)
+        aggregate_job(settings, agg, ledger, metrics).run(until_idle_s=4, close_open_windows=True)
         assert all(ledger.is_published(d * DAY) for d in (0, 1, 3))
 
     records = published(aggregates)
@@ -252,10 +253,10 @@ def test_a_second_instance_fences_the_first_so_one_process_publishes(setup: Any,
     def run(name: str, health: Health) -> None:
         with Ledger(tmp_path / f"ledger-{name}.jsonl", limits) as ledger:
             try:
-                AggregateJob(settings, agg, ledger, health=health).run(
+                aggregate_job(settings, agg, ledger, health=health).run(
                     until_idle_s=6, close_open_windows=True
                 )
-            except WorkerError as exc:
+            except FatalKafkaError as exc:
                 errors[name] = exc
 
     threads = []

@@ -13,15 +13,16 @@ import time
 from kafkatools import REPO, create_topics, produce, unique
 
 from stream_anon.config import Settings
-from stream_anon.worker import NullObserver, Source
+from stream_anon.kafka.protocols import NullObserver
+from stream_anon.kafka.source import KafkaSource
 
 
-def source_on(topic: str) -> Source:
+def source_on(topic: str) -> KafkaSource:
     settings = Settings(input_topics=[topic], group_id=unique("g"), schemas_dir=REPO / "schemas")
-    return Source(settings, NullObserver(), lambda partitions: None)
+    return KafkaSource(settings, NullObserver(), lambda partitions: None)
 
 
-def wait_for_assignment(source: Source) -> None:
+def wait_for_assignment(source: KafkaSource) -> None:
     deadline = time.monotonic() + 60
     while not source.assigned and time.monotonic() < deadline:
         assert not source.poll_batch(500, 0.2).records, "nothing was produced yet"

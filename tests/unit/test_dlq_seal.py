@@ -14,9 +14,9 @@ from dlqtools import RAW_KEY, RAW_VALUE, dead_letter, read_back, sealing_keys
 from stream_anon.cli import main
 from stream_anon.dlq.letter import Letter, Place, Unreadable, parse_headers
 from stream_anon.dlq.seal import DeadLetterSeal, SealError
+from stream_anon.kafka.source import replay_count
 from stream_anon.keys import Keys, KeysError, KeysFileError
 from stream_anon.records import REPLAY_COUNT_HEADER, SEAL_VERSION_HEADER
-from stream_anon.worker import _replay_count
 
 
 def test_a_sealed_dead_letter_holds_none_of_the_raw_bytes_and_opens_to_them() -> None:
@@ -118,8 +118,8 @@ def test_records_that_are_not_readable_dead_letters_say_why() -> None:
 
 
 def test_a_replayed_record_counts_its_replays_into_its_next_dead_letter() -> None:
-    assert _replay_count([("other", b"1"), (REPLAY_COUNT_HEADER, b"2")]) == 2
-    assert _replay_count([(REPLAY_COUNT_HEADER, b"-1")]) == 0
+    assert replay_count([("other", b"1"), (REPLAY_COUNT_HEADER, b"2")]) == 2
+    assert replay_count([(REPLAY_COUNT_HEADER, b"-1")]) == 0
     headers = dict(dead_letter(replays=2).headers())
     assert headers[REPLAY_COUNT_HEADER] == b"2"
     assert REPLAY_COUNT_HEADER not in dict(dead_letter().headers())

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from stream_anon.worker import Watchdog
+from stream_anon.kafka.watchdog import Watchdog
 
 
 def watchdog_threads() -> list[threading.Thread]:

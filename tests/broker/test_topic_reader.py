@@ -1,4 +1,4 @@
-"""Reading a topic to its end (stream_anon/topicread.py), against the real broker.
+"""Reading a topic to its end (stream_anon/kafka/reader.py), against the real broker.
 
 Transaction markers take offsets and are never delivered; a plain topic has none. The reader must
 finish on both without waiting out its idle limit, and must not take a lone record for a marker.
@@ -11,15 +11,16 @@ import time
 from confluent_kafka import Producer
 from kafkatools import BOOTSTRAP, create_topics, unique
 
-from stream_anon.topicread import read_to_end
+from stream_anon.kafka.reader import read_to_end
 
+KAFKA = {"bootstrap.servers": BOOTSTRAP}
 IDLE_S = 20.0  # long, so that finishing early can only come from the positions
 
 
 def offsets(topic: str) -> tuple[list[tuple[int, int]], float]:
     """(partition, offset) of every record read, and how long the read took."""
     started = time.monotonic()
-    found = [(m.partition(), m.offset()) for m in read_to_end(BOOTSTRAP, topic, idle_s=IDLE_S)]
+    found = [(m.partition(), m.offset()) for m in read_to_end(KAFKA, topic, idle_timeout_s=IDLE_S)]
     return sorted(found), time.monotonic() - started
 
 
@@ -71,9 +72,11 @@ def test_records_of_an_open_transaction_are_not_waited_for() -> None:
     assert producer.flush(30) == 0
     try:
         started = time.monotonic()
-        stable = [m.value() for m in read_to_end(BOOTSTRAP, topic, idle_s=IDLE_S)]
+        stable = [m.value() for m in read_to_end(KAFKA, topic, idle_timeout_s=IDLE_S)]
         took = time.monotonic() - started
-        uncommitted = [m.value() for m in read_to_end(BOOTSTRAP, topic, read_committed=False, idle_s=IDLE_S)]
+        uncommitted = [
+            m.value() for m in read_to_end(KAFKA, topic, read_committed=False, idle_timeout_s=IDLE_S)
+        ]
     finally:
         producer.abort_transaction(30)
     assert stable == [b"committed"]
