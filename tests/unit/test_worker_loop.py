@@ -45,13 +45,15 @@ class Uppercase:
 
 
 class Transactions(NullObserver):
+    """Counts the transactions the loop reports committed and aborted."""
+
     def __init__(self) -> None:
-        self.committed = 0
+        self.done = 0
         self.aborted = 0
 
     def transaction(self, committed: bool) -> None:
         if committed:
-            self.committed += 1
+            self.done += 1
         else:
             self.aborted += 1
 
@@ -176,7 +178,7 @@ def test_every_record_is_written_once_with_its_offset_committed() -> None:
     assert [w.value for w in broker.written(DLQ)] == [b"bad-0"]  # the raw bytes, with the reason
     assert broker.written(DLQ)[0].headers["stream-anon.reason"] == b"undecodable"
     assert broker.committed == {(IN, 0): 13, (IN, 1): 12}
-    assert observer.committed == 3 and observer.aborted == 0  # 25 records in batches of 10
+    assert observer.done == 3 and observer.aborted == 0  # 25 records in batches of 10
 
 
 def test_a_refused_write_isolates_its_request_and_dead_letters_only_the_culprit() -> None:
@@ -213,7 +215,7 @@ def test_a_transaction_the_broker_aborts_is_processed_again_and_written_once() -
     producer.commit_errors = [KafkaError(KafkaError._FENCED, "abortable", txn_requires_abort=True)]
     observer = Transactions()
     run(broker, producer, observer=observer)
-    assert observer.aborted == 1 and observer.committed == 1
+    assert observer.aborted == 1 and observer.done == 1
     assert sources(broker, OUT) == [(0, i) for i in range(5)]
     assert producer.calls == ["init", "begin", "abort", "begin", "commit"]
 
