@@ -23,7 +23,7 @@ from stream_anon.config import Settings
 from stream_anon.kafka.batch import Batch, SourceKey, merge, split_around
 from stream_anon.kafka.clients import check_rights
 from stream_anon.kafka.delivery import Delivery, OutputKey, open_clients
-from stream_anon.kafka.errors import BatchAborted, FatalKafkaError, NotAuthorized
+from stream_anon.kafka.errors import BatchAborted, FatalKafkaError, NotAuthorized, WriteRefused
 from stream_anon.kafka.protocols import BatchSource, NullObserver, Observer
 from stream_anon.kafka.watchdog import Watchdog
 from stream_anon.kafka.writes import SealDeadLetter
@@ -119,6 +119,8 @@ class Worker:
         try:
             self._loop(self.source, until_idle_s)
         except NotAuthorized as exc:
+            if not isinstance(exc, WriteRefused):  # a refused write names its right; others may not
+                self._check_rights(s)
             raise FatalKafkaError(refused(s, exc.code, exc.topic)) from None
         except FatalKafkaError:
             self._check_rights(s)  # a missing right is the better explanation, when it is the cause

@@ -31,3 +31,7 @@ class NotAuthorized(FatalKafkaError):
         super().__init__(f"{KafkaError(code).name()}{f' on {topic}' if topic else ''}")
         self.code = code
         self.topic = topic
+
+
+class WriteRefused(NotAuthorized):
+    """A write the broker refused for want of a right (its error names the topic)."""

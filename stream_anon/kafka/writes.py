@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from stream_anon.acls import AUTHORIZATION_ERRORS
 from stream_anon.kafka.batch import SourceKey
-from stream_anon.kafka.errors import BatchAborted, NotAuthorized
+from stream_anon.kafka.errors import BatchAborted, WriteRefused
 from stream_anon.kafka.protocols import Headers, ProducerClient
 from stream_anon.records import HEADER_PREFIX, DeadLetter, Outcome, Sanitized
 
@@ -134,14 +134,14 @@ class OutcomeWriter:
 
     def check_failures(self) -> None:
         """After a flush: any failed write aborts the batch; permanent rejections are named for the retry;
-        a write refused for want of a right stops the worker (``NotAuthorized``)."""
+        a write refused for want of a right stops the worker (``WriteRefused``)."""
         self._refusals = [u for u in self._undelivered if u[0].code() in AUTHORIZATION_ERRORS]
         if self._undelivered:
             self._resolve_undelivered()
         if not self.failures:
             return
         for err, topic, _ in self._refusals:
-            raise NotAuthorized(err.code(), topic)
+            raise WriteRefused(err.code(), topic)
         failures, self.failures = self.failures, {}
         rejected = {k: e.name() for k, e in failures.items() if e.code() in PERMANENT_PRODUCE_ERRORS}
         codes = sorted({e.name() for e in failures.values()})

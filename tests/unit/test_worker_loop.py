@@ -298,3 +298,11 @@ def test_a_transient_write_failure_aborts_without_naming_records() -> None:
     with pytest.raises(BatchAborted, match="_MSG_TIMED_OUT") as aborted:
         writer.check_failures()
     assert aborted.value.rejected == {}
+
+
+def test_a_write_refused_for_want_of_a_right_stops_the_worker_naming_the_right() -> None:
+    broker = broker_with([b"a"], partitions=1)
+    producer = FakeProducer(broker, lambda t, v: KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(FatalKafkaError, match=f"not authorized: the worker needs WRITE on TOPIC '{OUT}'"):
+        run(broker, producer)
+    assert broker.written(OUT) == [] and broker.committed == {}  # nothing retried, nothing committed
