@@ -8,7 +8,8 @@ Two checks run on each record:
   ones included, so a value that slipped through any path is caught. Phone, card and SSN values are
   compared by their digits (a reformatted number is the same number), everything else ignoring case and
   only as a whole word ("Anna" is not found in "Annabelle"). Values shorter than four characters (seven
-  digits) are not searched: they would match by chance.
+  digits) are not searched: they would match by chance. All values are searched in one pass over the
+  text (``detection.exact``), so the cost grows linearly with a record's values, not with their square.
 
 Both read the strings as the scan does, normalized (``detection.text.normalize``: NFKC, zero-width
 characters removed), so a full-width or zero-width-split copy of a value is the value.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from stream_anon.detection.contextual import VERIFIER
+from stream_anon.detection.exact import DigitNeedles, WordNeedles
 from stream_anon.detection.spans import Span, replace_spans
 from stream_anon.detection.text import (
     MIN_NUMBER_DIGITS,
@@ -137,17 +139,13 @@ class Verifier:
         # record's strings joined, without building leaves. Nearly every record is clean, and a clean
         # record passes every test of the full check's too; anything the screen flags goes to the full
         # check, which finds (and places) what it is.
-        values = plan.pii_values(raw)
+        needles = self._needles(plan.pii_values(raw))
         screen = self._screen(plan)
-        if screen is not None and not _screen_flags(
-            screen(sanitized), self._detectors, values, self._min_exact_length
-        ):
+        if screen is not None and not _screen_flags(screen(sanitized), self._detectors, needles):
             return VerifyResult([], sanitized)
-        return self._full_check(plan, sanitized, self._needles(values))
+        return self._full_check(plan, sanitized, needles)
 
-    def _full_check(
-        self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: list[_Needle]
-    ) -> VerifyResult:
+    def _full_check(self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: _Needles) -> VerifyResult:
         leaves = self._walker(plan.parsed_derived)(sanitized)
         if not leaves:
             return VerifyResult([], sanitized)
@@ -188,6 +186,9 @@ class Verifier:
         self._screens[key] = (schema, plan.generated_paths, screen)
         return screen
 
+    def _needles(self, values: list[tuple[str, str, str]]) -> _Needles:
+        return _Needles(values, self._min_exact_length)
+
     def _walker(self, schema: Any) -> Walker:
         if schema is None:
             return walk_untyped
@@ -200,13 +201,30 @@ class Verifier:
         self._walkers[id(schema)] = (schema, walker)
         return walker
 
-    def _needles(self, values: list[tuple[str, str, str]]) -> list[_Needle]:
-        needles: dict[tuple[str, bool], _Needle] = {}
+
+class _Needles:
+    """A record's raw values, indexed for one pass over the text: each sought text or digits (the first
+    value giving it wins) with its entity and the value as written."""
+
+    __slots__ = ("_found", "digits", "words")
+
+    def __init__(self, values: list[tuple[str, str, str]], min_length: int) -> None:
+        self._found: dict[tuple[str, bool], tuple[str, str]] = {}
         for entity, _path, value in values:
-            needle = _needle(entity, value, self._min_exact_length)
+            needle = _needle(entity, value, min_length)
             if needle is not None:
-                needles.setdefault((needle[1], needle[2]), needle)
-        return list(needles.values())
+                self._found.setdefault((needle[1], needle[2]), (needle[0], needle[3]))
+        self.words = WordNeedles(sought for sought, by_digits in self._found if not by_digits)
+        self.digits = DigitNeedles(sought for sought, by_digits in self._found if by_digits)
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.digits)
+
+    def entity(self, sought: str, by_digits: bool) -> str:
+        return self._found[(sought, by_digits)][0]
+
+    def written(self, sought: str) -> str:
+        return self._found[(sought, False)][1]
 
 
 def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
@@ -225,88 +243,64 @@ def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
     return None
 
 
-def _screen_flags(
-    strings: tuple[list[str], list[str]],
-    detectors: DetectorSet,
-    values: list[tuple[str, str, str]],
-    min_length: int,
-) -> bool:
+def _screen_flags(strings: tuple[list[str], list[str]], detectors: DetectorSet, needles: _Needles) -> bool:
     """Whether the full check could find anything: a detector finding in the checked strings, a raw
-    value's digits in a digit run, or its casefolded text anywhere. Each test is the full check's own, or
-    a superset of it (a whole word is a substring). Each raw value's needle is made as the full check
-    makes it, without the full check's deduplication: a clean record never needs that.
+    value's digits in a digit run, or its casefolded text as whole words anywhere: the full check's own
+    tests, on the strings joined.
     """
     checked, produced = strings
     text = normalize(_SEPARATOR.join(checked)).text
     runs = digit_runs(text)
     if detectors.find(text, runs):
         return True
-    if not values:
+    if not needles:
         return False
     other = normalize(_SEPARATOR.join(produced)).text
-    folded: str | None = None
-    other_digits: str | None = None
-    for entity, _path, value in values:
-        needle = _needle(entity, value, min_length)
-        if needle is None:
-            continue
-        _entity, sought, by_digits, _original = needle
-        if by_digits:
-            for run in runs:
-                if sought in run[2]:
-                    return True
-            if other_digits is None:
-                other_digits = digits_of(other)
-            if sought in other_digits:
+    if needles.digits:
+        for run in runs:
+            if next(needles.digits.find(run[2]), None) is not None:
                 return True
-        else:
-            if folded is None:
-                folded = f"{text}{_SEPARATOR}{other}".casefold()
-            if sought in folded:
+        for run in digit_runs(other):
+            if next(needles.digits.find(run[2]), None) is not None:
                 return True
-    return False
+    return bool(needles.words) and needles.words.any_in(f"{text}{_SEPARATOR}{other}".casefold())
 
 
 def _search_needles(
-    needles: list[_Needle], leaves: list[Leaf], joined: _Joined, runs: list[Run] | None, hits: list[_Hit]
+    needles: _Needles, leaves: list[Leaf], joined: _Joined, runs: list[Run] | None, hits: list[_Hit]
 ) -> None:
-    folded: str | None = None
-    for entity, needle, by_digits, original in needles:
-        if by_digits:
-            if runs is None:
-                runs = digit_runs(joined.text)
-            for start, end, digits in runs:
-                at = digits.find(needle)
-                while at >= 0:
-                    span_start, span_end = _digits_span(joined.text, start, end, at, len(needle))
-                    index, leaf_start, leaf_end = joined.place(span_start, span_end)
-                    hits.append((index, leaf_start, leaf_end, entity))
-                    at = digits.find(needle, at + 1)
-            continue
-        if folded is None:
-            folded = joined.text.casefold()
-        if needle not in folded:  # the common case: one substring search per record
-            continue
+    if needles.digits:
+        if runs is None:
+            runs = digit_runs(joined.text)
+        for start, end, digits in runs:
+            for at, sought in needles.digits.find(digits):
+                span_start, span_end = _digits_span(joined.text, start, end, at, len(sought))
+                index, leaf_start, leaf_end = joined.place(span_start, span_end)
+                hits.append((index, leaf_start, leaf_end, needles.entity(sought, True)))
+    if needles.words and needles.words.any_in(joined.text.casefold()):
         for index in joined.indexes:
-            _search_text(entity, needle, original, leaves[index][1], index, hits)
+            _search_text(needles, leaves[index][1], index, hits)
 
 
-def _search_text(entity: str, needle: str, original: str, leaf: str, index: int, hits: list[_Hit]) -> None:
+def _search_text(needles: _Needles, leaf: str, index: int, hits: list[_Hit]) -> None:
     norm = normalize(leaf)
     text = norm.text
     folded = text.casefold()
-    if needle not in folded:
+    found = list(needles.words.find(folded))
+    if not found:
         return
     if len(folded) == len(text):
-        for at in _whole_word_positions(folded, needle):
-            hits.append((index, *_leaf_span(norm, at, at + len(needle)), entity))
+        for start, end, sought in found:
+            hits.append((index, *_leaf_span(norm, start, end), needles.entity(sought, False)))
         return
     # Casefolding changed lengths (ß → ss): spans come from a case-insensitive search of the text.
-    matches = list(_whole_word(original).finditer(text))
-    for match in matches:
-        hits.append((index, *_leaf_span(norm, match.start(), match.end()), entity))
-    if not matches and _whole_word_positions(folded, needle):
-        hits.append((index, 0, len(leaf), entity))
+    for sought in dict.fromkeys(sought for _, _, sought in found):
+        entity = needles.entity(sought, False)
+        matches = list(_whole_word(needles.written(sought)).finditer(text))
+        for match in matches:
+            hits.append((index, *_leaf_span(norm, match.start(), match.end()), entity))
+        if not matches:
+            hits.append((index, 0, len(leaf), entity))
 
 
 def _leaf_span(norm: Normalized, start: int, end: int) -> tuple[int, int]:
@@ -334,18 +328,6 @@ def _whole_word(value: str) -> re.Pattern[str]:
     head = r"(?<!\w)" if value[:1].isalnum() else ""
     tail = r"(?!\w)" if value[-1:].isalnum() else ""
     return re.compile(head + re.escape(value) + tail, re.IGNORECASE)
-
-
-def _whole_word_positions(folded: str, needle: str) -> list[int]:
-    positions = []
-    at = folded.find(needle)
-    while at >= 0:
-        before = folded[at - 1] if at > 0 else " "
-        after = folded[at + len(needle)] if at + len(needle) < len(folded) else " "
-        if not (needle[0].isalnum() and before.isalnum()) and not (needle[-1].isalnum() and after.isalnum()):
-            positions.append(at)
-        at = folded.find(needle, at + 1)
-    return positions
 
 
 def _redact(leaves: list[Leaf], hits: list[_Hit]) -> None:

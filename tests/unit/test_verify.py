@@ -244,3 +244,34 @@ def test_an_unknown_on_leak_mode_is_refused() -> None:
 )
 def test_partial_masks_hint_at_the_value_without_revealing_it(entity: str, value: str, masked: str) -> None:
     assert detectors.partial_mask(entity, value) == masked
+
+
+def test_the_exact_search_reads_each_string_once_whatever_the_number_of_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 22: every raw value was searched in every string, values x strings; a record of 100,000
+    # addresses took minutes. Each string is now normalized once, however many values the record has.
+    from stream_anon import verify
+
+    calls = 0
+    normalize = verify.normalize
+
+    def counting(text: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return normalize(text)
+
+    monkeypatch.setattr(verify, "normalize", counting)
+    count = 300
+    emails = [f"person{i}@example{i % 7}.org" for i in range(count)]
+
+    class ManyValues(FakePlan):
+        def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
+            return [("EMAIL_ADDRESS", "emails[]", email) for email in record["emails"]]
+
+    plan = ManyValues(generated_paths=frozenset({"user.token"}))
+    record = sanitized(tags=list(emails))
+    result = Verifier("redact").check(plan, {"emails": emails}, record)
+    assert result.leaks == [Leak("EMAIL_ADDRESS", "tags[]")]
+    assert result.record["tags"] == ["<EMAIL_ADDRESS>"] * count
+    assert calls <= 2 * (count + 10)
