@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fastavro.schema import SchemaParseException, UnknownType
+
 from stream_anon.detection import TextScanner
 from stream_anon.keys import Keys
 from stream_anon.ops import (
@@ -162,7 +164,12 @@ class _Compiler:
         self.policy = tag_policy or {}
         self.scanner = scanner
         self.problems: list[Problem] = []
-        self.derived_named: set[str] = set()
+        # Each named record's one definition in the derived schema: where it is, whether kept whole
+        # ("kept") or anonymized field by field ("derived"), and that definition.
+        self.named: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        # Records kept whole inside themselves (recursive types): (name, path); their definition must
+        # come out unchanged, or the kept values do not fit it.
+        self.kept_recursive: list[tuple[str, str]] = []
         self.pii: list[PiiField] = []
         self.pii_getters: list[Getter] = []
         self.generated: set[str] = set()
@@ -277,21 +284,67 @@ class _Compiler:
             if spec is not None:
                 if operation_named(spec["op"]).passes_through:
                     self.rules.append(FieldRule(path, full, entity, spec["op"], source, full))
-                    kept_whole = full not in self.derived_named and isinstance(node, Record)
-                    return _Built(
-                        None, strip_annotations(node.schema) if kept_whole else full, False, False, path
-                    )
+                    return _Built(None, self.kept_whole(node), False, False, path)
                 raise RuleError(
                     f"{spec['op']} cannot apply to a record; annotate its fields, or keep/drop it whole"
                 )
-            if full in self.derived_named or isinstance(node, Recursive):
-                raise RuleError(f"record {full} is used twice; define it once per schema")
-            self.derived_named.add(full)
+            if isinstance(node, Recursive):
+                raise RuleError(
+                    f"record {full} contains itself here (a recursive type): its fields cannot be "
+                    "anonymized field by field at every depth; keep or drop this field whole"
+                )
+            used = self.named.get(full)
+            if used is not None:
+                how = "kept whole" if used[1] == "kept" else "anonymized field by field"
+                raise RuleError(
+                    f"record {full} is also used at {used[0] or 'the top level'} ({how}); a named type "
+                    "has one definition in the derived schema: give each use its own record name"
+                )
+            self.named[full] = (path, "derived", {})
             fn, derived = self.record(node)
+            self.named[full] = (path, "derived", derived)
             return _Built(fn, derived, False, True, None)
         if isinstance(node, Unknown):
             raise RuleError(f"unknown type {node.written}")
         return self.leaf(node, spec, entity, source)
+
+    def kept_whole(self, node: Record | Recursive) -> Any:
+        """The derived type of a record kept whole: its definition, or its name once defined."""
+        full, path = node.fullname, node.path
+        if isinstance(node, Recursive):
+            self.kept_recursive.append((full, path))
+            return full
+        used = self.named.get(full)
+        if used is None:
+            definition = strip_annotations(node.schema)
+            self.named[full] = (path, "kept", definition)
+            return definition
+        if used[1] == "derived":
+            raise RuleError(
+                f"record {full} is kept whole here but anonymized field by field at "
+                f"{used[0] or 'the top level'}; a named type has one definition in the derived schema: "
+                "give the kept one its own record name"
+            )
+        return full
+
+    def check_kept_recursive(self) -> None:
+        """A record kept whole inside itself holds raw values at every depth below: only a record whose
+        every field is kept can be, or the kept copies carry what the outer levels anonymize."""
+        for full, path in self.kept_recursive:
+            where = self.named.get(full, ("", "kept", {}))[0]
+            changed = [
+                rule.path
+                for rule in self.rules
+                if rule.op != "keep"
+                and (not where or rule.path == where or rule.path.startswith(f"{where}."))
+            ]
+            if changed:
+                self.problem(
+                    path,
+                    f"record {full} is kept whole here, inside itself, but {changed[0]} is anonymized in "
+                    "it: the kept copies would carry the raw values; drop this field, or keep every field "
+                    "of the record",
+                )
 
     def leaf(self, node: Node, spec: dict[str, Any] | None, entity: str | None, source: str) -> _Built:
         """A value the operation takes whole: a primitive, an enum or fixed, or a union of several types."""
@@ -614,12 +667,21 @@ def compile_plan(
     root = resolve(writer_schema)
     if not isinstance(root, Record):
         raise SchemaRulesError([Problem("", "invalid_rule", "top-level schema must be a record")])
+    compiler.named[root.fullname] = ("", "derived", {})
     try:
         apply_record, derived = compiler.record(root)
     except RuleError as exc:
         raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
+    compiler.named[root.fullname] = ("", "derived", derived)
+    compiler.check_kept_recursive()
     if compiler.problems:
         raise SchemaRulesError(compiler.problems)
     if compiler.batch_steps and scanner is None:
         raise SchemaRulesError([Problem("", "invalid_rule", "scan rules need a scanner")])
-    return Plan(writer_schema, derived, apply_record, compiler)
+    try:
+        return Plan(writer_schema, derived, apply_record, compiler)
+    except (SchemaParseException, UnknownType, ValueError, TypeError) as exc:
+        # Whatever the checks above missed is still a message, never a traceback.
+        raise SchemaRulesError(
+            [Problem("", "invalid_rule", f"the derived schema is not valid Avro: {exc}")]
+        ) from None

@@ -56,7 +56,11 @@ def test_a_record_default_of_keep_does_not_keep_a_nested_record_whole() -> None:
 
 
 def test_a_record_default_reaches_its_own_leaves_and_nested_records_use_their_own() -> None:
-    user = {**USER, "anon.default": "keep", "fields": [{**USER["fields"][0], "anon": "hmac"}, USER["fields"][1]]}
+    user = {
+        **USER,
+        "anon.default": "keep",
+        "fields": [{**USER["fields"][0], "anon": "hmac"}, USER["fields"][1]],
+    }
     schema = record_schema(
         {"name": "id", "type": "string"},
         {"name": "users", "type": {"type": "array", "items": user}},
@@ -81,6 +85,67 @@ def test_any_record_default_compiles_or_is_refused_with_paths(default: str) -> N
     except SchemaRulesError as exc:
         assert exc.problems and all(p.path in {"id", "n", "flag"} for p in exc.problems)
         return
-    (out,) = plan.apply_batch([{"id": "a", "n": 1, "flag": True, "user": {"email": "j@x.io", "country": "DE"}}])
+    (out,) = plan.apply_batch(
+        [{"id": "a", "n": 1, "flag": True, "user": {"email": "j@x.io", "country": "DE"}}]
+    )
     assert not isinstance(out, RuleFailure)
     assert fastavro.validation.validate(out, plan.parsed_derived)
+
+
+# --- item 4: named records used twice, recursive types -------------------------------------------------
+
+ANNOTATED_USER = {
+    **USER,
+    "fields": [{**USER["fields"][0], "anon": "hmac"}, {**USER["fields"][1], "anon": "keep"}],
+}
+
+
+def test_a_named_record_kept_after_an_annotated_use_is_refused_with_its_path() -> None:
+    schema = record_schema(
+        {"name": "author", "type": ANNOTATED_USER}, {"name": "reviewer", "type": "t.User", "anon": "keep"}
+    )
+    assert problems(schema) == [("reviewer", "invalid_rule")]
+
+
+def test_a_named_record_kept_first_and_annotated_later_is_refused_not_a_traceback() -> None:
+    # Before: fastavro's "redefined named type" traceback from the derived schema.
+    schema = record_schema(
+        {"name": "reviewer", "type": USER, "anon": "keep"}, {"name": "author", "type": "t.User"}
+    )
+    assert problems(schema) == [("author", "invalid_rule")]
+
+
+def test_a_named_record_kept_twice_is_defined_once() -> None:
+    schema = record_schema(
+        {"name": "a", "type": USER, "anon": "keep"}, {"name": "b", "type": "t.User", "anon": "keep"}
+    )
+    user = {"email": "j@x.io", "country": "DE"}
+    assert sanitized(schema, {"a": user, "b": user}) == {"a": user, "b": user}
+
+
+NODE = {
+    "type": "record",
+    "name": "Node",
+    "namespace": "t",
+    "fields": [
+        {"name": "label", "type": "string", "pii": "PERSON", "anon": "hmac"},
+        {"name": "next", "type": ["null", "Node"], "anon": "keep"},
+    ],
+}
+
+
+def test_a_recursive_type_kept_inside_its_anonymized_self_is_refused_with_its_path() -> None:
+    assert problems(NODE) == [("next", "invalid_rule")]
+
+
+def test_a_recursive_type_kept_inside_an_unchanged_self_is_handled() -> None:
+    schema = {**NODE, "fields": [{**NODE["fields"][0], "anon": "keep"}, NODE["fields"][1]]}
+    record = {"label": "a", "next": {"label": "b", "next": None}}
+    assert sanitized(schema, record) == record
+
+
+def test_a_recursive_type_annotated_field_by_field_is_refused_with_a_clear_message() -> None:
+    schema = {**NODE, "fields": [NODE["fields"][0], {"name": "next", "type": ["null", "Node"]}]}
+    with pytest.raises(SchemaRulesError, match="contains itself") as caught:
+        compile_plan(schema, KEYS)
+    assert [p.path for p in caught.value.problems] == ["next"]
