@@ -8,7 +8,9 @@
 # Everything it makes lives under .cache/image/: the tools' own configuration (containers.conf,
 # storage.conf: tests/image and `scripts/build-image.sh --env` use the same), the container storage (the
 # base stand-in is kept there, so a second run skips debootstrap), logs, and out/ with the image archive
-# (docker-archive, `docker load`/`podman load`) and its SBOM (SPDX JSON, by syft).
+# (docker-archive, `docker load`/`podman load`) and its SBOM (SPDX JSON, by syft). The storage keeps every
+# build's layers as the cache of the next; `eval "$(scripts/build-image.sh --env)"; podman image prune`
+# reclaims the space of old builds (and drops that cache).
 #
 # THE BASE IS A STAND-IN. The Dockerfile's FROM (python:3.11.13-slim-bookworm) cannot be pulled here, so
 # this script makes an image of that name with debootstrap (bookworm, minbase) + Debian's python3,
