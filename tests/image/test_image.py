@@ -228,6 +228,16 @@ def test_worker_runs_with_the_charts_security_context(release: Release) -> None:
     ]
 
 
+def test_image_defaults_match_the_chart(release: Release) -> None:
+    """The chart passes only args (the image's ENTRYPOINT runs them) and expects the image's own user."""
+    config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", release.image).stdout)
+    security = {**release.worker.security, **release.worker.container("worker")["securityContext"]}
+    assert config["User"] == f"{security['runAsUser']}:{security['runAsGroup']}"
+    assert config["Entrypoint"] == ["stream-anon"]
+    assert "command" not in release.worker.container("worker")
+    assert config["Cmd"] == release.worker.container("worker")["args"]
+
+
 def test_ready_with_partitions_assigned(release: Release) -> None:
     status, body = http_get(release.url("/readyz"))
     assert status == 200
