@@ -37,6 +37,9 @@ def _top_level_domains() -> frozenset[str]:
     return frozenset(t.lower() for t in extract.tlds if "." not in t and t.isascii())
 
 
+_BRACKETED_AT = ("(at)", "[at]", "{at}", "<at>", "(@)", "[@]", "( at )", "[ at ]")
+
+
 class ObfuscatedEmailDetector:
     """``anna at example dot com``, ``anna(at)example.com``, ``anna [at] gmail [dot] com``: an address
     with "at" or "dot" spelled out, whose last label is a registered top-level domain."""
@@ -47,19 +50,26 @@ class ObfuscatedEmailDetector:
     min_digits = 0
     _at = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
     _dot = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\.)"
-    _pattern = regex.compile(
+    # The verifier runs these over every string: the standard library's engine is the faster one here.
+    _pattern = re.compile(
         rf"(?<![\w.+\-@])(?P<local>[\w+\-]+(?:\.[\w+\-]+)*)(?P<at>{_at})"
         rf"(?P<host>(?:[^\W_][\w\-]*{_dot})+)(?P<tld>[^\W\d_]{{2,24}})(?![\w\-])",
-        regex.IGNORECASE,
+        re.IGNORECASE,
     )
-    # The gate, in the standard library's engine (faster for a plain search): "at" or "dot" as a word.
-    _marker = re.compile(r"\b(?:at|dot)\b", re.IGNORECASE)
+    # "anna at example.com": the one spelling without a bracket or a "dot" (the gates below)
+    _at_domain = re.compile(r"\sat\s+[\w\-]+\.[^\W\d_]{2}", re.IGNORECASE)
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
-        if self._marker.search(text, pos) is None:
+        # Substring tests first: the verifier runs this over every string, and " at " is common.
+        low = text.lower()
+        if (
+            "dot" not in low
+            and not any(m in low for m in _BRACKETED_AT)
+            and (" at " not in low or self._at_domain.search(text, pos) is None)
+        ):
             return
         end = len(text) if endpos is None else endpos
-        for match in self._pattern.finditer(text, pos, end, overlapped=False):
+        for match in self._pattern.finditer(text, pos, end):
             if match["at"].strip() == "@" and "dot" not in match["host"].lower():
                 continue  # a plain address: the email detector's
             if match["tld"].lower() not in _top_level_domains():
@@ -97,25 +107,25 @@ class DateOfBirthDetector:
     window = None
     gate = ""
     min_digits = 0
-    _pattern = regex.compile(
+    _pattern = re.compile(
         rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
-        regex.IGNORECASE,
-    )
-    # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born": the birth word after the date.
-    _after = regex.compile(
-        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:geboren|born|n[ée]e?|nacid[oa]"
-        r"|nat[oa]|nascid[oa]|urodzon[ya]|född|doğdum)(?!\w)",
-        regex.IGNORECASE,
-    )
-    # The gate: a birth word's stem (a superset of the patterns' words), in the standard library's engine.
-    _gate = re.compile(
-        r"\b(?:born|birth|b-?day|d\.?o\.?b|geb|n[ée]e?\b|naiss|nac|cumple|nat[oa]\b|nasc|urodz|född|do[gğ])",
         re.IGNORECASE,
     )
+    # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born": the birth word after the date.
+    _after = re.compile(
+        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:geboren|born|n[ée]e?|nacid[oa]"
+        r"|nat[oa]|nascid[oa]|urodzon[ya]|född|doğdum)(?!\w)",
+        re.IGNORECASE,
+    )
+    # The gate: substrings of every birth word (a superset of the patterns' words), tested on the
+    # lower-cased text; the verifier runs this over every string.
+    _stems = ("born", "birth", "b-day", "bday", "dob", "d.o.b", "geb", "né", "nee", "naiss", "nac",
+              "cumple", "nato", "nata", "nasc", "urodz", "född", "doğ", "dog")  # fmt: skip
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
-        if self._gate.search(text, pos, end) is None:
+        low = text.lower()
+        if not any(stem in low for stem in self._stems):
             return
         for pattern in (self._pattern, self._after):
             for match in pattern.finditer(text, pos, end):
