@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, ClassVar
 
@@ -24,7 +24,12 @@ from stream_anon.ops.base import (
 
 DATE_SHIFT_PURPOSE = "date_shift"
 
-_TIME_UNITS = ("minute", "hour", "day", "month")
+_TIME_UNITS = ("minute", "hour", "day", "month", "year")
+# Units that make a value coarser for the date and time-of-day logical types (a date of birth to its
+# month or year; a time of day to its hour).
+_DATE_UNITS = ("month", "year")
+_TIME_OF_DAY_SCALE = {"time-millis": 1_000, "time-micros": 1_000_000}
+_EPOCH_DAY = date(1970, 1, 1)
 _TIME_SCALE = {
     "timestamp-millis": 1_000,
     "timestamp-micros": 1_000_000,
@@ -72,11 +77,19 @@ class Generalize(Operation):
             self.v4 = self._int("ipv4_prefix", 24, 0, 32)
             self.v6 = self._int("ipv6_prefix", 48, 0, 128)
         elif method == "time":
-            if self.spec.get("unit", "day") not in _TIME_UNITS:
+            unit, logical = self.spec.get("unit", "day"), logical_type(self.avro)
+            if unit not in _TIME_UNITS:
                 raise RuleError(f"generalize time: unit must be one of {', '.join(_TIME_UNITS)}")
-            if self.base != "string" and logical_type(self.avro) not in _TIME_SCALE:
+            if logical == "date" and unit not in _DATE_UNITS:
+                raise RuleError(f"generalize time on a date: unit must be one of {', '.join(_DATE_UNITS)}")
+            if logical in _TIME_OF_DAY_SCALE and unit not in ("minute", "hour"):
+                raise RuleError(f"generalize time on a {logical}: unit must be minute or hour")
+            if self.base == "string" and logical is not None:
+                raise RuleError(f"generalize time cannot apply to a string with logical type {logical}")
+            if self.base != "string" and logical not in (*_TIME_SCALE, *_TIME_OF_DAY_SCALE, "date"):
                 raise RuleError(
-                    "generalize time needs a timestamp-millis/micros logical type or an ISO string"
+                    "generalize time needs a date, time-millis/micros or timestamp-millis/micros logical "
+                    "type, or an ISO string"
                 )
         elif method == "bucket":
             width = self.spec.get("width", 10)
@@ -148,7 +161,16 @@ class Generalize(Operation):
                 return _truncate(moment, unit).isoformat()
 
             return iso
-        scale = _TIME_SCALE[logical_type(self.avro) or "timestamp-millis"]
+        logical = logical_type(self.avro)
+        if logical == "date":  # days since 1970-01-01
+
+            def day(value: int, ctx: Any) -> int:
+                moment = _EPOCH_DAY + timedelta(days=value)
+                coarse = moment.replace(day=1) if unit == "month" else moment.replace(month=1, day=1)
+                return (coarse - _EPOCH_DAY).days
+
+            return day
+        scale = _TIME_OF_DAY_SCALE.get(logical or "") or _TIME_SCALE[logical or "timestamp-millis"]
         step = {"minute": 60, "hour": 3600, "day": 86400}.get(unit)
         if step is not None:
             size = step * scale
@@ -156,7 +178,7 @@ class Generalize(Operation):
 
         def month(value: int, ctx: Any) -> int:
             moment = datetime.fromtimestamp(value / scale, tz=UTC)
-            return int(_truncate(moment, "month").timestamp()) * scale
+            return int(_truncate(moment, unit).timestamp()) * scale
 
         return month
 
@@ -220,4 +242,6 @@ def _truncate(moment: datetime, unit: str) -> datetime:
         return moment.replace(minute=0, second=0, microsecond=0)
     if unit == "day":
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "month":
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -36,6 +36,7 @@ from stream_anon.ops import (
     ValueRuleError,
     operation_named,
 )
+from stream_anon.ops.base import logical_type
 from stream_anon.schema import (
     ANNOTATIONS,
     TAGS,
@@ -170,6 +171,8 @@ class _Compiler:
         # Records kept whole inside themselves (recursive types): (name, path); their definition must
         # come out unchanged, or the kept values do not fit it.
         self.kept_recursive: list[tuple[str, str]] = []
+        # (path, subject) of each date_shift: the subject must name a field, checked once the record is read.
+        self.shift_subjects: list[tuple[str, str]] = []
         self.pii: list[PiiField] = []
         self.pii_getters: list[Getter] = []
         self.generated: set[str] = set()
@@ -361,7 +364,11 @@ class _Compiler:
                 raise RuleError(f"{spec['op']} cannot apply to an {node.kind}")
             value_type = NAMED_VALUE_TYPES[node.kind]  # what the operation sees: the symbol, or the bytes
         op = op_cls(spec, value_type, self.keys)
+        if spec.get("method") == "date_shift" and isinstance(spec.get("subject"), str):
+            self.shift_subjects.append((path, spec["subject"]))
         out_type = avro if op.passes_through else op.output_type()
+        if not op.passes_through and logical_type(out_type) == "uuid":
+            out_type = "string"  # a masked, redacted or tokenized uuid is a string, not a uuid
         if out_type == resolved:
             out_type = avro  # keep the named reference
         changed = out_type != avro
@@ -401,6 +408,22 @@ def _holds_record(node: Node) -> bool:
     if isinstance(node, Map):
         return _holds_record(node.values)
     return isinstance(node, Record | Recursive)
+
+
+def _field_at(root: Record, dotted: str) -> Node | None:
+    """The node of the field at a dotted path from the top level (through nullable records), or None."""
+    node: Node = root
+    for name in dotted.split("."):
+        if isinstance(node, Union):
+            non_null = [b for b in node.branches if b.kind != "null"]
+            node = non_null[0] if len(non_null) == 1 else node
+        if not isinstance(node, Record):
+            return None
+        found = next((f.node for f in node.fields if f.name == name), None)
+        if found is None:
+            return None
+        node = found
+    return node
 
 
 def _removes_field(spec: dict[str, Any]) -> bool:
@@ -674,6 +697,19 @@ def compile_plan(
         raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
     compiler.named[root.fullname] = ("", "derived", derived)
     compiler.check_kept_recursive()
+    for path, subject in compiler.shift_subjects:
+        target = _field_at(root, subject)
+        if target is None:
+            compiler.problem(
+                path,
+                f"generalize date_shift: subject {subject!r} names no field of the record "
+                "(a dotted path from the top level, such as user.id)",
+            )
+        elif isinstance(target, Array | Map | Record | Recursive):
+            compiler.problem(
+                path,
+                f"generalize date_shift: subject {subject!r} must be a single value, not a {target.kind}",
+            )
     if compiler.problems:
         raise SchemaRulesError(compiler.problems)
     if compiler.batch_steps and scanner is None:

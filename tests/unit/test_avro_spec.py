@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -149,3 +151,174 @@ def test_a_recursive_type_annotated_field_by_field_is_refused_with_a_clear_messa
     with pytest.raises(SchemaRulesError, match="contains itself") as caught:
         compile_plan(schema, KEYS)
     assert [p.path for p in caught.value.problems] == ["next"]
+
+
+# --- item 8 -------------------------------------------------------------------------------------------
+
+TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
+
+
+def test_date_shift_with_a_subject_that_names_no_field_is_refused_with_its_path() -> None:
+    shift = {"op": "generalize", "method": "date_shift", "subject": "user.id"}
+    schema = record_schema(
+        {"name": "user_id", "type": "string", "anon": "hmac"},
+        {"name": "at", "type": TIMESTAMP, "anon": shift},
+    )
+    assert problems(schema) == [("at", "invalid_rule")]
+    fixed = record_schema(
+        {"name": "user_id", "type": "string", "anon": "hmac"},
+        {"name": "at", "type": TIMESTAMP, "anon": {**shift, "subject": "user_id"}},
+    )
+    assert sanitized(fixed, {"user_id": "u-1", "at": 1_700_000_000_000})["at"] != 1_700_000_000_000
+
+
+@pytest.mark.parametrize("op", ["mask", "redact", "tokenize"])
+def test_an_anonymized_uuid_is_a_plain_string_in_the_derived_schema(op: str) -> None:
+    schema = record_schema({"name": "id", "type": {"type": "string", "logicalType": "uuid"}, "anon": op})
+    plan = compile_plan(schema, KEYS)
+    assert plan.derived_schema["fields"][0]["type"] == "string"
+    (out,) = plan.apply_batch([{"id": "5f0c2a9e-61b8-4c1e-9d3f-0a7b6c5d4e3f"}])
+    assert roundtrips(out, plan.derived_schema)
+
+
+DATE = {"type": "int", "logicalType": "date"}
+
+
+@pytest.mark.parametrize(("unit", "expected"), [("month", "1984-07-01"), ("year", "1984-01-01")])
+def test_a_date_of_birth_is_generalized_to_its_month_or_year(unit: str, expected: str) -> None:
+    from datetime import date
+
+    born = (date(1984, 7, 19) - date(1970, 1, 1)).days
+    schema = record_schema(
+        {"name": "born", "type": DATE, "anon": {"op": "generalize", "method": "time", "unit": unit}}
+    )
+    out = sanitized(schema, {"born": born})
+    assert date(1970, 1, 1).fromordinal(date(1970, 1, 1).toordinal() + out["born"]).isoformat() == expected
+
+
+def test_a_time_of_day_is_generalized_to_its_hour_and_a_date_refuses_hours() -> None:
+    time_of_day = {"type": "int", "logicalType": "time-millis"}
+    spec = {"op": "generalize", "method": "time", "unit": "hour"}
+    assert (
+        sanitized(record_schema({"name": "t", "type": time_of_day, "anon": spec}), {"t": 37_800_123})["t"]
+        == 36_000_000
+    )
+    assert problems(record_schema({"name": "born", "type": DATE, "anon": spec})) == [("born", "invalid_rule")]
+
+
+def roundtrips(record: dict[str, Any], derived: dict[str, Any]) -> bool:
+    """Written and read back with the derived schema, logical types included (as a consumer reads it)."""
+    import io
+
+    parsed = fastavro.parse_schema(copy.deepcopy(derived))
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, record)
+    buffer.seek(0)
+    try:
+        fastavro.schemaless_reader(buffer, parsed)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+# --- every Avro type and logical type against every operation --------------------------------------------
+
+# (column name, written type, a decoded value as the worker sees it: logical types are read as their base)
+ISO = "2024-03-15T10:30:00+00:00"  # a string every string operation takes, generalize time included
+TYPES: list[tuple[str, Any, Any]] = [
+    ("null", "null", None),
+    ("boolean", "boolean", True),
+    ("int", "int", 7),
+    ("long", "long", 7),
+    ("float", "float", 1.5),
+    ("double", "double", 1.5),
+    ("bytes", "bytes", b"jo@example.com"),
+    ("string", "string", ISO),
+    ("enum", {"type": "enum", "name": "E", "symbols": ["A", "B"]}, "A"),
+    ("fixed", {"type": "fixed", "name": "F", "size": 4}, b"abcd"),
+    ("array<string>", {"type": "array", "items": "string"}, [ISO]),
+    ("map<string>", {"type": "map", "values": "string"}, {"k": ISO}),
+    ("array<enum>", {"type": "array", "items": {"type": "enum", "name": "E", "symbols": ["A"]}}, ["A"]),
+    ("map<enum>", {"type": "map", "values": {"type": "enum", "name": "E", "symbols": ["A"]}}, {"k": "A"}),
+    ("[null, enum]", ["null", {"type": "enum", "name": "E", "symbols": ["A"]}], "A"),
+    ("[null, string]", ["null", "string"], ISO),
+    ("[string, long]", ["string", "long"], 7),
+    ("record", {"type": "record", "name": "In", "fields": [{"name": "a", "type": "string"}]}, {"a": "x"}),
+    ("decimal (bytes)", {"type": "bytes", "logicalType": "decimal", "precision": 5, "scale": 2}, b"\x01"),
+    (
+        "decimal (fixed)",
+        {"type": "fixed", "name": "D", "size": 4, "logicalType": "decimal", "precision": 5, "scale": 2},
+        b"\x00\x00\x00\x01",
+    ),
+    ("uuid", {"type": "string", "logicalType": "uuid"}, "5f0c2a9e-61b8-4c1e-9d3f-0a7b6c5d4e3f"),
+    ("date", {"type": "int", "logicalType": "date"}, 19000),
+    ("time-millis", {"type": "int", "logicalType": "time-millis"}, 3_600_000),
+    ("time-micros", {"type": "long", "logicalType": "time-micros"}, 3_600_000_000),
+    ("timestamp-millis", {"type": "long", "logicalType": "timestamp-millis"}, 1_700_000_000_000),
+    ("timestamp-micros", {"type": "long", "logicalType": "timestamp-micros"}, 1_700_000_000_000_000),
+    ("local-timestamp-millis", {"type": "long", "logicalType": "local-timestamp-millis"}, 1_700_000_000_000),
+    ("duration", {"type": "fixed", "name": "Dur", "size": 12, "logicalType": "duration"}, b"\x00" * 12),
+]
+
+OPERATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("keep", {"op": "keep"}),
+    ("drop", {"op": "drop"}),
+    ("redact", {"op": "redact"}),
+    ("mask", {"op": "mask"}),
+    ("hmac", {"op": "hmac"}),
+    ("tokenize", {"op": "tokenize"}),
+    ("generalize time", {"op": "generalize", "method": "time", "unit": "hour"}),
+    ("generalize time (year)", {"op": "generalize", "method": "time", "unit": "year"}),
+    ("generalize bucket", {"op": "generalize", "method": "bucket", "width": 10}),
+    ("generalize round", {"op": "generalize", "method": "round", "decimals": 1}),
+    ("generalize prefix", {"op": "generalize", "method": "prefix", "length": 3}),
+    ("noise", {"op": "noise", "epsilon": 1.0, "bounds": [0, 100]}),
+]
+
+
+def outcome(written: Any, value: Any, spec: dict[str, Any]) -> str:
+    """``yes`` (compiles, and the output fits the derived schema, logical types included), ``refused``
+    (by the compiler, with the field's path); anything else is a bug the table test reports."""
+    schema = record_schema({"name": "f", "type": written, "anon": spec})
+    try:
+        plan = compile_plan(schema, KEYS)
+    except SchemaRulesError as exc:
+        assert all(p.path.startswith("f") for p in exc.problems), exc.problems
+        return "refused"
+    (out,) = plan.apply_batch([{"f": value}])
+    if isinstance(out, RuleFailure):
+        return f"fails per record: {out}"
+    if not fastavro.validation.validate(out, plan.parsed_derived, raise_errors=False) or not roundtrips(
+        out, plan.derived_schema
+    ):
+        return f"output does not fit: {out!r}"
+    return "yes"
+
+
+def support_table() -> str:
+    lines = [
+        "| type | " + " | ".join(name for name, _ in OPERATIONS) + " |",
+        "|---|" + "---|" * len(OPERATIONS),
+    ]
+    for type_name, written, value in TYPES:
+        cells = [outcome(written, value, spec) for _, spec in OPERATIONS]
+        lines.append(f"| {type_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLE_START, TABLE_END = (
+    "<!-- support table: tests/unit/test_avro_spec.py -->",
+    "<!-- end of support table -->",
+)
+
+
+def test_every_type_and_logical_type_is_handled_or_refused_as_docs_annotations_md_says() -> None:
+    table = support_table()
+    assert "fails" not in table and "does not fit" not in table, table
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "annotations.md").read_text()
+    documented = docs.split(TABLE_START)[1].split(TABLE_END)[0].strip()
+    assert documented == table, "docs/annotations.md is out of date: python tests/unit/test_avro_spec.py"
+
+
+if __name__ == "__main__":
+    print(support_table())
