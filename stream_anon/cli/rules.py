@@ -36,10 +36,33 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 
 def compile_file(path: Path, keys: Keys | None, tag_policy: dict[str, Any] | None = None) -> Plan:
-    # Without a keys file, lint checks rules against a throwaway key so hmac/tokenize still compile.
-    return compile_plan(
-        load_schema(path), keys or Keys.ephemeral(), tag_policy=tag_policy, scanner=CompileOnlyScanner()
-    )
+    """The schema file's plan; every way it can fail is a ``SchemaRulesError`` with lint's problems, so
+    lint goes on to the next file and derive and catalog answer as lint does, never with a traceback."""
+    from stream_anon.wire import WireError
+
+    try:
+        # Without a keys file, lint checks rules against a throwaway key so hmac/tokenize still compile.
+        return compile_plan(
+            load_schema(path), keys or Keys.ephemeral(), tag_policy=tag_policy, scanner=CompileOnlyScanner()
+        )
+    except SchemaRulesError:
+        raise
+    except WireError as exc:
+        raise SchemaRulesError([Problem("", exc.kind.value, str(exc))]) from None
+    except Exception as exc:  # a bug in the compiler: still a message naming the schema, lint goes on
+        raise SchemaRulesError([Problem("", "internal_error", f"{type(exc).__name__}: {exc}")]) from None
+
+
+def problem_lines(path: Path, problems: list[Problem]) -> list[str]:
+    return [f"{path}: {p.path or '(schema)'}: {p.code}: {p.message}" for p in problems]
+
+
+def refuse(path: Path, exc: SchemaRulesError) -> NoReturn:
+    """Stop a command on a schema lint refuses, with lint's lines."""
+    for line in problem_lines(path, exc.problems):
+        click.echo(line, err=True)
+    click.echo("(stream-anon lint lists the problems of every schema)", err=True)
+    sys.exit(1)
 
 
 def _keys(path: Path | None) -> Keys | None:
@@ -148,7 +171,6 @@ def lint(
     a problem too. Exit 2 when the registry cannot be asked.
     """
     from stream_anon.registry import RegistryError, derived_subject
-    from stream_anon.wire import WireError
 
     keys = _keys(keys_path)
     target = registry_target(config_path, registry_url, output_topic) if registry_url or config_path else None
@@ -159,9 +181,6 @@ def lint(
             plan = compile_file(path, keys, target.tag_policy if target else None)
         except SchemaRulesError as exc:
             problems.extend((path, p) for p in exc.problems)
-            continue
-        except WireError as exc:
-            problems.append((path, Problem("", exc.kind.value, str(exc))))
             continue
         if target is None:
             continue
@@ -180,7 +199,7 @@ def lint(
                 )
             )
     for path, p in problems:
-        click.echo(f"{path}: {p.path or '(schema)'}: {p.code}: {p.message}")
+        click.echo(problem_lines(path, [p])[0])
     click.echo(f"{len(files)} schema(s), {len(problems)} problem(s)", err=True)
     sys.exit(1 if problems or not files else 0)
 
@@ -197,7 +216,7 @@ def catalog(paths: tuple[Path, ...], fmt: str) -> None:
         try:
             plan = compile_file(path, None)
         except SchemaRulesError as exc:
-            raise click.ClickException(f"{path}: {exc} (run stream-anon lint)") from None
+            refuse(path, exc)
         name = f"{plan.writer_schema.get('namespace', '')}.{plan.writer_schema['name']}".lstrip(".")
         entries.extend((name, rule) for rule in plan.field_rules)
     if fmt == "json":
@@ -237,7 +256,7 @@ def derive(schema: Path) -> None:
     try:
         plan = compile_file(schema, None)
     except SchemaRulesError as exc:
-        raise click.ClickException(f"{schema}: {exc} (run stream-anon lint)") from None
+        refuse(schema, exc)
     click.echo(json.dumps(plan.derived_schema, indent=2, ensure_ascii=False))
 
 
@@ -264,7 +283,7 @@ def register(
         try:
             plan = compile_file(path, None, target.tag_policy)
         except SchemaRulesError as exc:
-            raise click.ClickException(f"{path}: {exc} (run stream-anon lint)") from None
+            refuse(path, exc)
         subject = derived_subject(target.strategy, target.topic, plan.derived_schema)
         try:
             schema_id = target.client.register(subject, plan.derived_schema)

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import pytest
+from click.testing import CliRunner
 
+from stream_anon.cli import main
 from stream_anon.keys import Keys
 from stream_anon.rules import SchemaRulesError, compile_plan
 from stream_anon.rules.plan import RuleFailure
@@ -219,6 +222,60 @@ def roundtrips(record: dict[str, Any], derived: dict[str, Any]) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def write_schemas(folder: Path) -> tuple[Path, Path, Path]:
+    # One schema that crashed lint before (kept first, annotated later: "redefined named type"), one
+    # with a plain problem, one good: lint reports the first two and checks the third.
+    kept_first = record_schema(
+        {"name": "reviewer", "type": USER, "anon": "keep"}, {"name": "author", "type": "t.User"}
+    )
+    unannotated = record_schema({"name": "email", "type": "string"})
+    good = record_schema({"name": "email", "type": "string", "anon": "hmac"})
+    paths = folder / "a_kept_first.avsc", folder / "b_unannotated.avsc", folder / "c_good.avsc"
+    for path, schema in zip(paths, (kept_first, unannotated, good), strict=True):
+        path.write_text(json.dumps(schema))
+    return paths
+
+
+def test_lint_on_a_folder_reports_every_schema(tmp_path: Path) -> None:
+    kept_first, unannotated, _good = write_schemas(tmp_path)
+    result = CliRunner().invoke(main, ["lint", str(tmp_path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    assert f"{kept_first}: author: invalid_rule:" in result.output
+    assert f"{unannotated}: email: unannotated_field:" in result.output
+    assert "3 schema(s), 2 problem(s)" in result.output
+
+
+def test_a_compiler_bug_on_one_schema_is_reported_and_lint_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_anon.cli import rules as cli_rules
+
+    _kept_first, unannotated, _good = write_schemas(tmp_path)
+    real = cli_rules.compile_plan
+
+    def crashing(schema: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if schema["fields"][0]["name"] == "reviewer":
+            raise KeyError("boom")
+        return real(schema, *args, **kwargs)
+
+    monkeypatch.setattr(cli_rules, "compile_plan", crashing)
+    result = CliRunner().invoke(main, ["lint", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "internal_error: KeyError" in result.output and f"{unannotated}: email:" in result.output
+
+
+def test_schemas_derive_answers_with_lints_messages(tmp_path: Path) -> None:
+    kept_first, _unannotated, good = write_schemas(tmp_path)
+    result = CliRunner().invoke(main, ["schemas", "derive", str(kept_first)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{kept_first}: author: invalid_rule: record t.User is also used at reviewer" in result.output
+    derived = CliRunner().invoke(main, ["schemas", "derive", str(good)])
+    assert derived.exit_code == 0 and json.loads(derived.output)["fields"][0]["type"] == "string"
+    catalog = CliRunner().invoke(main, ["catalog", str(kept_first)])
+    assert catalog.exit_code == 1 and f"{kept_first}: author: invalid_rule:" in catalog.output
 
 
 # --- every Avro type and logical type against every operation --------------------------------------------
