@@ -1,4 +1,5 @@
-"""The string leaves of a decoded Avro record, each with its field path and the slot that holds it.
+"""The string leaves of a decoded Avro record (plain ``bytes`` read as UTF-8 text too), each with its field
+path and the slot that holds it.
 
 Paths use the rule engine's notation: dotted field names, ``[]`` for array items, ``{}`` for map values
 (``user.email``, ``tags[]``, ``attrs{}``). A map's keys are data, never part of a path, so paths stay a
@@ -37,8 +38,21 @@ def replace_leaf(leaf: Leaf, text: str) -> None:
     _, _, parent, key, key_of_map = leaf
     if key_of_map and isinstance(parent, MutableMapping):
         parent[text] = parent.pop(key)
+    elif isinstance(parent[key], bytes):
+        parent[key] = text.encode("utf-8", "surrogateescape")  # a bytes value stays bytes
     else:
         parent[key] = text
+
+
+def _text_bytes(node: Node) -> bool:
+    """Whether ``node`` is plain ``bytes`` (not a decimal): its values are read as UTF-8 text, since a
+    kept bytes field can hold a copy of an address as well as a string can. Undecodable bytes are kept
+    as surrogates, so a redacted value is written back byte for byte around the span."""
+    return node.kind == "bytes" and not (isinstance(node.schema, dict) and node.schema.get("logicalType"))
+
+
+def _as_text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
 
 
 Visit = Callable[[Any, Slot, Any, list[Leaf]], None]
@@ -90,27 +104,34 @@ def compile_screen(schema: Any, generated: Set[str]) -> Screen | None:
         *(f"    {line}" for line in body or []),
         "    return checked, produced",
     ]
-    screen: Screen = generate("screen", lines, {}, "verifier screen")
+    screen: Screen = generate("screen", lines, {"as_text": _as_text}, "verifier screen")
     return screen
 
 
 def _screen(node: Node, generated: Set[str], var: str, fresh: Callable[[], str]) -> list[str] | None:
     """Source lines appending the strings of ``var`` (a value of ``node``); None when it holds no text."""
     kind = node.kind
+    add = "p" if node.path in generated else "c"
     if kind == "string":
-        return [f"if isinstance({var}, str):", f"    {'p' if node.path in generated else 'c'}({var})"]
+        return [f"if isinstance({var}, str):", f"    {add}({var})"]
+    if _text_bytes(node):
+        return [f"if isinstance({var}, bytes):", f"    {add}(as_text({var}))"]
     if kind in NO_TEXT:
         return None
     if isinstance(node, Union):
         kinds = [b.kind for b in node.branches]
+        has_bytes = any(_text_bytes(b) for b in node.branches)
         nested = [b for b in node.branches if b.kind not in NO_TEXT and b.kind != "string"]
         if nested:
-            if len(nested) > 1 or "string" in kinds:
+            if len(nested) > 1 or "string" in kinds or has_bytes:
                 raise _Unscreenable(node.path)
             return _screen(nested[0], generated, var, fresh)
+        either: list[str] = []
         if "string" in kinds:
-            return [f"if isinstance({var}, str):", f"    {'p' if node.path in generated else 'c'}({var})"]
-        return None
+            either += [f"if isinstance({var}, str):", f"    {add}({var})"]
+        if has_bytes:
+            either += [f"if isinstance({var}, bytes):", f"    {add}(as_text({var}))"]
+        return either or None
     if isinstance(node, Record):
         body: list[str] = []
         for field in node.fields:
@@ -153,6 +174,8 @@ def _compile(node: Node) -> Visit:
     kind = node.kind
     if kind == "string":
         return _visit_string(node.path)
+    if _text_bytes(node):
+        return _visit_bytes(node.path)
     if kind in NO_TEXT:
         return _visit_nothing
     if isinstance(node, Record):
@@ -186,6 +209,8 @@ def _compile_record(node: Record) -> Visit:
 
 def _compile_union(node: Union) -> Visit:
     has_string = any(b.kind == "string" for b in node.branches)
+    has_bytes = any(_text_bytes(b) for b in node.branches)
+    as_bytes = _visit_bytes(node.path)
     dict_branches = [
         (b.schema, _compile(b)) for b in node.branches if isinstance(b, Record | Recursive | Map)
     ]
@@ -197,6 +222,9 @@ def _compile_union(node: Union) -> Visit:
         if isinstance(value, str):
             if has_string:
                 as_string(value, parent, key, out)
+        elif isinstance(value, bytes):
+            if has_bytes:
+                as_bytes(value, parent, key, out)
         elif isinstance(value, dict):
             if len(dict_branches) == 1:
                 dict_branches[0][1](value, parent, key, out)
@@ -226,6 +254,14 @@ def _visit_string(path: str) -> Visit:
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
         if isinstance(value, str):
             out.append((path, value, parent, key, False))
+
+    return visit
+
+
+def _visit_bytes(path: str) -> Visit:
+    def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
+        if isinstance(value, bytes):
+            out.append((path, _as_text(value), parent, key, False))
 
     return visit
 

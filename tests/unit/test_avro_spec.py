@@ -156,6 +156,29 @@ def test_a_recursive_type_annotated_field_by_field_is_refused_with_a_clear_messa
     assert [p.path for p in caught.value.problems] == ["next"]
 
 
+# --- item 6: bytes ----------------------------------------------------------------------------------------
+
+
+def test_the_verifier_finds_the_records_own_email_in_a_kept_bytes_field() -> None:
+    from stream_anon.verify import Leak, Verifier
+
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "blob", "type": "bytes", "anon": "keep"},
+        {"name": "maybe", "type": ["null", "bytes"], "anon": "keep"},
+    )
+    plan = compile_plan(schema, KEYS)
+    raw = {"email": "Jo.Doe@Example.com", "blob": b"\xff\x00 contact jo.doe@example.com", "maybe": b"ok"}
+    (out,) = plan.apply_batch([dict(raw)])
+    assert isinstance(out, dict)
+    assert Verifier().check(plan, raw, dict(out)).leaks == [Leak("EMAIL_ADDRESS", "blob")]
+    redacted = Verifier("redact").check(plan, raw, dict(out)).record
+    assert redacted["blob"] == b"\xff\x00 contact <EMAIL_ADDRESS>"
+    assert fastavro.validation.validate(redacted, plan.parsed_derived)
+    clean = {**out, "blob": b"\x00\x01binary", "maybe": b"see ann@example.org"}
+    assert Verifier().check(plan, raw, clean).leaks == [Leak("EMAIL_ADDRESS", "maybe")]
+
+
 # --- item 8 -------------------------------------------------------------------------------------------
 
 TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
