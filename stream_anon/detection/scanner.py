@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream_anon.detection.config import DetectionConfig, load_config
-from stream_anon.detection.recognizers import LANGUAGE, NerEntities, build_recognizers
+from stream_anon.detection.recognizers import LANGUAGE, ContextEnhancer, NerEntities, build_recognizers
 from stream_anon.detection.record_aware import RecordAware
 from stream_anon.detection.settings import (
     DEFAULT_ENTITIES,
@@ -193,6 +193,7 @@ class _Engine:
             registry=registry,
             nlp_engine=self.nlp_engine,
             supported_languages=[LANGUAGE],
+            context_aware_enhancer=ContextEnhancer(),
         )
         self.supported_entities = frozenset(e for r in recognizers for e in r.supported_entities)
         self.ner_entities = config.ner_entities
