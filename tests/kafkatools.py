@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream_anon.kafka.reader import read_to_end
@@ -141,3 +141,22 @@ def start_worker(env: dict[str, str], *args: str, log_path: Path | None = None) 
     return subprocess.Popen(
         [sys.executable, "-m", "stream_anon", "run", *args], env=env, stdout=out, stderr=subprocess.STDOUT
     )
+
+
+def wait_for_offsets(topic: str, at_least: int, timeout_s: float = 120.0) -> None:
+    """Until the topic's partitions hold ``at_least`` offsets (records and transaction markers): the
+    high watermarks answer at once, where reading the records would wait for the worker to pause."""
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("watch")})
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = [
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            ]
+            if sum(ends) >= at_least:
+                return
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+    raise TimeoutError(f"fewer than {at_least} records reached {topic}")

@@ -9,6 +9,7 @@ from stream_anon.cli.acls import acls
 from stream_anon.cli.analytics import aggregate, risk
 from stream_anon.cli.audit import audit
 from stream_anon.cli.demo import demo
+from stream_anon.cli.dlq import dlq
 from stream_anon.cli.rules import catalog, detokenize_command, keys, lint, schemas
 from stream_anon.cli.run import anonymize, run
 
@@ -28,5 +29,6 @@ main.add_command(run)
 main.add_command(anonymize)
 main.add_command(demo)
 main.add_command(audit)
+main.add_command(dlq)
 for command in (lint, catalog, schemas, keys, detokenize_command, aggregate, risk, acls):
     main.add_command(command)

@@ -8,7 +8,8 @@ done; the last delivered offset is not (on a transactional topic it stops one sh
 plain one it does not). A ``read_committed`` reader's end offsets are the last stable offsets, so
 records of a transaction still open are not waited for. ``idle_timeout_s`` without progress ends a read
 that cannot finish (a partition without a leader, a stable offset held back); the reader then says it
-is not ``complete``. Commits nothing (a throwaway group id).
+is not ``complete``. Commits nothing (a throwaway group id); with ``group_id``, a reader starts where that
+group's committed offsets are, for a caller that commits them in its transactions (``dlq replay``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class TopicReader:
         purpose: str = "reader",
         from_time_ms: int | None = None,
         read_committed: bool = True,
+        group_id: str | None = None,
         idle_timeout_s: float = 30.0,
         timeout_s: float | None = None,
         metadata_timeout_s: float = 15.0,
@@ -52,11 +54,16 @@ class TopicReader:
         # False when the read stopped at a limit before every partition reached its end offset.
         self.complete = True
         try:
-            self._consumer = Consumer(reader_config(kafka, purpose, read_committed=read_committed))
+            config = reader_config(kafka, purpose, read_committed=read_committed)
+            if group_id is not None:
+                config["group.id"] = group_id
+            self._consumer = Consumer(config)
         except KafkaException as exc:
             raise TopicReadError(f"cannot create a Kafka consumer: {exc.args[0]}") from None
         try:
             self.start, self.end = self._offsets(from_time_ms, metadata_timeout_s)
+            if group_id is not None:
+                self._start_at_committed(metadata_timeout_s)
         except BaseException:
             self._consumer.close()
             raise
@@ -85,6 +92,23 @@ class TopicReader:
         except KafkaException as exc:
             raise TopicReadError(f"cannot read the offsets of {self.topic}: {exc.args[0]}") from None
         return start, end
+
+    def _start_at_committed(self, timeout_s: float) -> None:
+        try:
+            committed = self._consumer.committed(
+                [TopicPartition(self.topic, p) for p in self.start], timeout=timeout_s
+            )
+        except KafkaException as exc:
+            raise TopicReadError(
+                f"cannot read the committed offsets of {self.topic}: {exc.args[0]}"
+            ) from None
+        for found in committed:
+            if found.offset >= 0:  # negative: the group has committed nothing for this partition
+                self.start[found.partition] = max(self.start[found.partition], found.offset)
+
+    def group_metadata(self) -> Any:
+        """The consumer group's metadata, for committing offsets inside a transaction."""
+        return self._consumer.consumer_group_metadata()
 
     @property
     def total(self) -> int:

@@ -10,14 +10,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from kafkatools import (
-    BOOTSTRAP,
     REPO,
     Framer,
     create_topics,
@@ -25,6 +22,7 @@ from kafkatools import (
     read_all,
     start_worker,
     unique,
+    wait_for_offsets,
     worker_env,
 )
 
@@ -64,25 +62,6 @@ def landed(out: str, dlq: str) -> Counter[tuple[int, int]]:
 
 def input_offsets(topic: str) -> set[tuple[int, int]]:
     return {(r.partition, r.offset) for r in read_all(topic)}
-
-
-def wait_for_output(topic: str, at_least: int, timeout_s: float = 120.0) -> None:
-    """Until the topic's partitions hold ``at_least`` offsets (records and transaction markers): the
-    high watermarks answer at once, where reading the records would wait for the worker to pause."""
-    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("watch")})
-    try:
-        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            ends = [
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-            ]
-            if sum(ends) >= at_least:
-                return
-            time.sleep(0.1)
-    finally:
-        consumer.close()
-    raise TimeoutError(f"fewer than {at_least} records reached {topic}")
 
 
 def setup(tmp_path: Path, keys_file: Path, count: int) -> tuple[dict[str, str], str, str, str]:
@@ -139,7 +118,7 @@ def test_stopped_mid_stream_then_restarted_loses_and_duplicates_nothing(
     env, raw, out, dlq = setup(tmp_path, keys_file, 30000)
     log = tmp_path / "worker.log"
     proc = start_worker(env, log_path=log)
-    wait_for_output(out, 200)
+    wait_for_offsets(out, 200)
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
     if sig == signal.SIGTERM:
