@@ -119,12 +119,16 @@ def anonymize(
     """Anonymize JSON Lines with the rules of an annotated schema (backfills, dry runs, tests).
 
     Each input line is one record as a plain JSON object (a union value written as the bare value or
-    null). Sanitized records go to --output; records that fail go to --dlq with their reason, never to
-    the output. Exits 1 if any record failed, 2 if the schema or its rules are unusable.
+    null; bytes, fixed, decimal and duration values as strings of their bytes, U+0000-U+00FF, as in
+    Avro's JSON encoding: docs/annotations.md). Sanitized records go to --output; records that fail go
+    to --dlq with their reason, never to the output. Exits 1 if any record failed, 2 if the schema or
+    its rules are unusable.
     """
     from stream_anon.app import file_plan
     from stream_anon.pipeline import Rejected, rejection_for, sanitize_batch
     from stream_anon.rules import SchemaRulesError
+    from stream_anon.schema import resolve
+    from stream_anon.schema.jsonform import from_json, to_json
     from stream_anon.verify import Verifier
     from stream_anon.wire import WireError
 
@@ -144,6 +148,7 @@ def anonymize(
         return
 
     verifier = Verifier(on_leak=on_leak)  # type: ignore[arg-type]
+    writer_node = resolve(writer.parsed)
     counts = {"read": 0, "sanitized": 0, "failed": 0}
 
     def reject(number: int, original: Any, reason: str, error_class: str, message: str) -> None:
@@ -156,7 +161,7 @@ def anonymize(
                 "message": message,
                 "record": original,
             }
-            dlq_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            dlq_file.write(json.dumps(entry, ensure_ascii=False, default=to_json) + "\n")
 
     def flush(pending: list[tuple[int, dict[str, Any]]]) -> None:
         results = sanitize_batch(plan, verifier, [record for _, record in pending])
@@ -165,7 +170,7 @@ def anonymize(
                 reject(number, record, result.reason.value, result.error_class, result.message)
             else:
                 counts["sanitized"] += 1
-                output_file.write(json.dumps(result, ensure_ascii=False) + "\n")
+                output_file.write(json.dumps(result, ensure_ascii=False, default=to_json) + "\n")
 
     pending: list[tuple[int, dict[str, Any]]] = []
     progress = _progress()
@@ -173,7 +178,7 @@ def anonymize(
         counts["read"] += 1
         progress.update(1)
         try:
-            record = json.loads(line)
+            record = from_json(writer_node, json.loads(line))
         except json.JSONDecodeError as exc:
             reject(
                 number, line.rstrip("\n"), "undecodable", "JSONDecodeError", f"line is not JSON: {exc.msg}"

@@ -112,3 +112,55 @@ def test_help_is_complete_for_every_command() -> None:
         sub = runner.invoke(main, [command, "--help"])
         assert sub.exit_code == 0, command
         assert "Usage:" in sub.output
+
+
+BINARY = {
+    "type": "record",
+    "name": "Blob",
+    "namespace": "t",
+    "fields": [
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "raw", "type": "bytes", "anon": "keep"},
+        {"name": "tag", "type": {"type": "fixed", "name": "Tag", "size": 2}, "anon": "keep"},
+        {
+            "name": "amount",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2},
+            "anon": "keep",
+        },
+        {
+            "name": "wait",
+            "type": {"type": "fixed", "name": "Wait", "size": 12, "logicalType": "duration"},
+            "anon": "keep",
+        },
+        {"name": "maybe", "type": ["null", "bytes"], "anon": "keep"},
+    ],
+}
+
+
+def test_bytes_fixed_decimal_and_duration_have_a_json_form_in_file_mode(tmp_path: Path) -> None:
+    # Issue 22 item 6: every such record was undecodable; and a kept bytes copy of the email leaked.
+    schema = tmp_path / "blob.avsc"
+    schema.write_text(json.dumps(BINARY))
+    keys = tmp_path / "keys.json"
+    Keys.generate().save(keys)
+    good = {
+        "email": "jo@example.com",
+        "raw": "\u00ff\u0000abc",
+        "tag": "\u0001\u00fe",
+        "amount": "\u0004\u00d2",
+        "wait": "\u0000" * 11 + "\u0005",
+        "maybe": "x",
+    }
+    leaky = {**good, "raw": "mail jo@example.com"}
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in (good, leaky, {**good, "raw": "\u0100"})) + "\n")
+    dlq = tmp_path / "dlq.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["anonymize", "--schema", str(schema), "--keys", str(keys), "--input", str(data), "--dlq", str(dlq)],
+    )
+    (out,) = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
+    assert {k: v for k, v in out.items() if k != "email"} == {k: v for k, v in good.items() if k != "email"}
+    assert out["email"].startswith("hm1.")
+    reasons = [json.loads(line)["reason"] for line in dlq.read_text().splitlines()]
+    assert sorted(reasons) == ["leak_detected", "undecodable"]  # a character above U+00FF is not a byte
