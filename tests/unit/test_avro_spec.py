@@ -402,3 +402,57 @@ def test_every_type_and_logical_type_is_handled_or_refused_as_docs_annotations_m
 
 if __name__ == "__main__":
     print(support_table())
+
+
+# --- items 1 and 2 through the commands -----------------------------------------------------------------
+
+
+def test_redact_on_enum_and_fixed_and_hmac_on_enums_in_containers_pass_lint_derive_and_catalog(
+    tmp_path: Path,
+) -> None:
+    enum = {"type": "enum", "name": "Tier", "symbols": ["GOLD", "SILVER"]}
+    schema = record_schema(
+        {"name": "tier", "type": enum, "anon": "redact"},
+        {"name": "code", "type": {"type": "fixed", "name": "Code", "size": 4}, "anon": "redact"},
+        {
+            "name": "price",
+            "type": {"type": "fixed", "name": "Price", "size": 4, "logicalType": "decimal", "precision": 6},
+            "anon": "redact",
+        },
+        {
+            "name": "wait",
+            "type": {"type": "fixed", "name": "Wait", "size": 12, "logicalType": "duration"},
+            "anon": "redact",
+        },
+        {"name": "tiers", "type": {"type": "array", "items": "Tier"}, "anon": "hmac"},
+        {"name": "by_site", "type": {"type": "map", "values": "Tier"}, "anon": "hmac"},
+        {"name": "maybe", "type": ["null", "Tier"], "anon": "hmac"},
+    )
+    path = tmp_path / "enums.avsc"
+    path.write_text(json.dumps(schema))
+    runner = CliRunner()
+    assert runner.invoke(main, ["lint", str(path)]).exit_code == 0
+    derived = runner.invoke(main, ["schemas", "derive", str(path)])
+    assert derived.exit_code == 0
+    catalog = runner.invoke(main, ["catalog", str(path)])
+    assert catalog.exit_code == 0
+    assert (
+        "| `tier` | Tier |  | redact |" in catalog.output
+        and "| `by_site{}` | Tier |  | hmac | string |" in catalog.output
+    )
+    plan = compile_plan(schema, KEYS)
+    record = {
+        "tier": "GOLD",
+        "code": b"abcd",
+        "price": b"\x00\x00\x04\xd2",
+        "wait": b"\x00" * 12,
+        "tiers": ["GOLD", "SILVER"],
+        "by_site": {"a": "SILVER"},
+        "maybe": "GOLD",
+    }
+    (out,) = plan.apply_batch([record])
+    assert isinstance(out, dict) and roundtrips(out, json.loads(derived.output))
+    assert all(
+        isinstance(v, str) and v.startswith("hm1.")
+        for v in [*out["tiers"], *out["by_site"].values(), out["maybe"]]
+    )
