@@ -23,6 +23,7 @@ from stream_anon.detection import TextScanner
 from stream_anon.detection.contextual import VERIFIER
 from stream_anon.detection.validated import DetectorSet, partial_mask
 from stream_anon.kafka.reader import TopicReader
+from stream_anon.records import SEAL_HEADER
 from stream_anon.walk import Walker, compile_walker, walk_untyped
 from stream_anon.wire import WireError
 
@@ -53,6 +54,10 @@ class AuditReport:
     records_read: int = 0
     decoded: int = 0
     undecodable: Counter[str] = field(default_factory=Counter)
+    sealed: int = 0
+    """Dead letters sealed at rest: unreadable without the keys file, so not audited."""
+    role: str = ""
+    """What the topic is, when the configuration says (``dead-letter topic``)."""
     strings_scanned: int = 0
     suspect_records: int = 0
     ner: bool = False
@@ -73,9 +78,11 @@ class AuditReport:
     def to_dict(self, fail_above: float | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "topic": self.topic,
+            "role": self.role,
             "records_read": self.records_read,
             "decoded": self.decoded,
             "undecodable": dict(sorted(self.undecodable.items())),
+            "sealed": self.sealed,
             "strings_scanned": self.strings_scanned,
             "ner": self.ner,
             "complete": self.complete,
@@ -107,9 +114,15 @@ class AuditReport:
             f"{undecodable} undecodable, {self.strings_scanned} strings scanned"
             + ("" if self.ner else " (validated detectors only, no NER)"),
         ]
+        if self.role:
+            lines[0] = lines[0].replace(f"audit of {self.topic}:", f"audit of {self.topic} ({self.role}):", 1)
         if undecodable:
             reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.undecodable.items()))
             lines.append(f"undecodable by reason: {reasons}")
+        if self.sealed:
+            lines.append(f"{self.sealed} sealed dead letter(s): no raw bytes readable without the keys file")
+        elif self.role == "dead-letter topic" and self.decoded:
+            lines.append("dead letters not sealed: this topic holds the raw records (docs/dead-letter.md)")
         if not self.complete:
             lines.append("incomplete: the end offsets were not reached (an open transaction?)")
         lines.append("")
@@ -149,8 +162,9 @@ class Auditor:
         batch_size: int = 64,
         ignore_paths: frozenset[str] = frozenset(),
         detectors: DetectorSet = VERIFIER,
+        role: str = "",
     ) -> None:
-        self.report = AuditReport(topic=topic, ner=scanner is not None)
+        self.report = AuditReport(topic=topic, ner=scanner is not None, role=role)
         self._scanner = scanner
         self._entities = entities
         self._threshold = threshold
@@ -164,6 +178,10 @@ class Auditor:
     def undecodable(self, reason: str) -> None:
         self.report.records_read += 1
         self.report.undecodable[reason] += 1
+
+    def sealed(self) -> None:
+        self.report.records_read += 1
+        self.report.sealed += 1
 
     def add(self, record: dict[str, Any], schema: Any | None = None) -> None:
         """One decoded record; ``schema`` (parsed or as written) gives exact paths for maps and unions."""
@@ -245,6 +263,13 @@ def run_audit(
 ) -> AuditReport:
     """Read, decode and audit; undecodable records are counted by their reason, not audited."""
     for read, message in enumerate(reader, start=1):
+        if _sealed(message.headers()):
+            auditor.sealed()
+            if progress is not None:
+                progress(1)
+            if max_records is not None and read >= max_records:
+                break
+            continue
         try:
             record, schema = decode(message.value())
         except AuditError:
@@ -262,3 +287,8 @@ def run_audit(
     report = auditor.finish()
     report.complete = reader.complete
     return report
+
+
+def _sealed(headers: Any) -> bool:
+    """Whether a record is a dead letter sealed at rest (``stream_anon.dlq.seal``)."""
+    return isinstance(headers, list) and any(name == SEAL_HEADER for name, _ in headers)

@@ -81,6 +81,7 @@ def audit(
             auditor = Auditor(
                 topic,
                 scanner,
+                role="dead-letter topic" if topic == settings.dlq_topic else "",
                 entities=frozenset(settings.scan.entities),
                 threshold=settings.scan.threshold,
                 batch_size=settings.scan.batch_size,

@@ -97,6 +97,18 @@ def config_file(tmp_path: Path, settings: Settings, **overrides: Any) -> Path:
     return path
 
 
+def audit_dead_letters(tmp_path: Path, settings: Settings) -> dict[str, Any]:
+    """``stream-anon audit`` of the dead-letter topic (validated detectors only), as JSON."""
+    config = config_file(tmp_path, settings)
+    result = CliRunner().invoke(
+        main,
+        ["audit", "--config", str(config), "--topic", settings.dlq_topic, "--no-ner", "--format", "json"],
+    )
+    assert result.exit_code in (0, 1), result.output
+    audited: dict[str, Any] = json.loads(result.stdout)
+    return audited
+
+
 def test_summary_counts_equal_the_dead_letters_of_each_reason(tmp_path: Path) -> None:
     raw, out, dlq = unique("raw"), unique("out"), unique("dlq")
     create_topics([raw, out, dlq], partitions=2)
@@ -131,6 +143,12 @@ def test_summary_counts_equal_the_dead_letters_of_each_reason(tmp_path: Path) ->
     assert "example.org" not in shown.output and "7946" not in shown.output
     table = CliRunner().invoke(main, ["dlq", "summary", "--config", str(config_file(tmp_path, settings))])
     assert "unannotated_field" in table.stdout and "partition 1 offset" in table.stdout
+
+    # the audit knows it reads the dead-letter topic, and finds the raw PII of unsealed dead letters
+    audited = audit_dead_letters(tmp_path, settings)
+    assert audited["role"] == "dead-letter topic" and audited["sealed"] == 0
+    assert {f["entity"] for f in audited["findings"]} >= {"EMAIL_ADDRESS"}
+    assert audited["suspect_records"] >= 7
 
 
 def test_replay_after_a_schema_fix_sanitizes_each_dead_letter_once_despite_a_sigkill(tmp_path: Path) -> None:
@@ -241,6 +259,9 @@ def test_sealed_dead_letters_hold_no_raw_bytes_and_replay_to_the_original_bytes(
             for pii in visit(int(key.split(b"-")[1].split(b"@")[0])).values():
                 assert pii.encode() not in stored, "a raw value is readable in the dead-letter topic"
     assert {r.headers["stream-anon.seal.key"] for r in dead} == {"dlq"}
+    audited = audit_dead_letters(tmp_path, settings)
+    assert audited["sealed"] == len(originals) and audited["suspect_records"] == 0
+    assert audited["findings"] == [], "no raw PII in sealed dead letters"
     assert read_summary(settings, keys).to_dict()["sealed"] == {"dlq v1": len(originals)}
 
     report = replay_all(settings, keys)
