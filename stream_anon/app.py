@@ -16,7 +16,7 @@ import yaml
 
 from stream_anon import heap
 from stream_anon.config import ConfigError, Settings
-from stream_anon.detection import ScanSettings, Span, TextScanner
+from stream_anon.detection import ScannerUnavailable, ScanSettings, Span, TextScanner
 from stream_anon.dlq.seal import DeadLetterSeal
 from stream_anon.keys import Keys
 from stream_anon.pipeline import Pipeline
@@ -48,9 +48,15 @@ class LazyScanner:
     def _get(self) -> TextScanner:
         with self._lock:
             if self._scanner is None:
-                from stream_anon.detection.scanner import Scanner  # loads Presidio and spaCy
+                try:
+                    from stream_anon.detection.scanner import Scanner  # loads Presidio and spaCy
 
-                self._scanner = Scanner(self._settings)
+                    self._scanner = Scanner(self._settings)
+                except (ImportError, OSError) as exc:
+                    raise ScannerUnavailable(
+                        f"the free-text scanner cannot load ({type(exc).__name__}: {exc}); "
+                        "reinstall stream-anon with its dependencies"
+                    ) from exc
                 heap.settle()  # the model's objects live as long as the process
             return self._scanner
 

@@ -14,6 +14,7 @@ import structlog
 from stream_anon.app import build_pipeline, dead_letter_sealing, load_keys
 from stream_anon.config import ConfigError, Settings
 from stream_anon.crypto import pseudonym_function, pseudonym_prefix
+from stream_anon.detection import ScannerUnavailable
 from stream_anon.health import Health, HealthServer
 from stream_anon.kafka.errors import FatalKafkaError
 from stream_anon.keys import Keys, KeysError
@@ -201,6 +202,7 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         ConfigError,
         FatalKafkaError,
         RegistryError,
+        ScannerUnavailable,
         KeysError,
         FileNotFoundError,
         PermissionError,

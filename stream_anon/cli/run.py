@@ -125,6 +125,7 @@ def anonymize(
     its rules are unusable.
     """
     from stream_anon.app import file_plan
+    from stream_anon.detection import ScannerUnavailable
     from stream_anon.pipeline import Rejected, rejection_for, sanitize_batch
     from stream_anon.rules import SchemaRulesError
     from stream_anon.schema import resolve
@@ -164,7 +165,11 @@ def anonymize(
             dlq_file.write(json.dumps(entry, ensure_ascii=False, default=to_json) + "\n")
 
     def flush(pending: list[tuple[int, dict[str, Any]]]) -> None:
-        results = sanitize_batch(plan, verifier, [record for _, record in pending])
+        try:
+            results = sanitize_batch(plan, verifier, [record for _, record in pending])
+        except ScannerUnavailable as exc:  # no record's fault: stop rather than fail every record
+            progress.close()
+            fail(str(exc))
         for (number, record), result in zip(pending, results, strict=True):
             if isinstance(result, Rejected):
                 reject(number, record, result.reason.value, result.error_class, result.message)

@@ -17,7 +17,7 @@ Modules, lightest first (importing this package loads none of the NLP stack):
 """
 
 from stream_anon.detection.settings import DEFAULT_ENTITIES, DEFAULT_MODEL, ScanSettings
-from stream_anon.detection.spans import Mode, ScanError, Span, TextScanner, replace_spans
+from stream_anon.detection.spans import Mode, ScanError, ScannerUnavailable, Span, TextScanner, replace_spans
 
 __all__ = [
     "DEFAULT_ENTITIES",
@@ -25,6 +25,7 @@ __all__ = [
     "Mode",
     "ScanError",
     "ScanSettings",
+    "ScannerUnavailable",
     "Span",
     "TextScanner",
     "replace_spans",

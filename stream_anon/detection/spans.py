@@ -13,6 +13,11 @@ class ScanError(ValueError):
     """Detection cannot run as asked: a bad setting or argument. Messages never contain text."""
 
 
+class ScannerUnavailable(RuntimeError):
+    """The NLP stack cannot load (a missing package or model). No record is at fault, so no record may
+    be dead-lettered for it: the worker stops, naming the cause, and its input stays uncommitted."""
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """``text[start:end]`` holds an ``entity`` (Presidio's names), detected with ``score`` in [0, 1]."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from stream_anon.crypto import HMAC_PURPOSE, pseudonym_function, pseudonym_prefix
-from stream_anon.detection import Mode, Span, TextScanner, replace_spans
+from stream_anon.detection import Mode, ScannerUnavailable, Span, TextScanner, replace_spans
 from stream_anon.ops.base import BatchApply, ItemFailure, Operation, RuleError, register
 
 
@@ -53,6 +53,8 @@ class Scan(Operation):
             """Detection for a batch; if the detector raises, text by text, failing only its records."""
             try:
                 return list(detector.detect_batch(texts, known, entities=entities, threshold=threshold))
+            except ScannerUnavailable:
+                raise  # no record's fault: dead-lettering every record would hide it
             except Exception:  # a detector bug must cost one record, not crash the worker on every retry
                 pass
             found: list[list[Span] | ItemFailure] = []
@@ -61,6 +63,8 @@ class Scan(Operation):
                     found.append(
                         detector.detect_batch([text], [pairs], entities=entities, threshold=threshold)[0]
                     )
+                except ScannerUnavailable:
+                    raise
                 except Exception as exc:
                     found.append(ItemFailure(type(exc).__name__, "free-text detection failed"))
             return found
