@@ -74,6 +74,8 @@ class Generalize(Operation):
             raise RuleError(f"generalize {method} cannot apply to type {self.base}")
         self.method = method
         if method == "ip_prefix":
+            if logical_type(self.avro) is not None:  # a uuid string can never hold an address
+                raise RuleError(f"generalize ip_prefix cannot apply to a {logical_type(self.avro)} string")
             self.v4 = self._int("ipv4_prefix", 24, 0, 32)
             self.v6 = self._int("ipv6_prefix", 48, 0, 128)
         elif method == "time":
