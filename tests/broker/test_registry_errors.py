@@ -321,3 +321,16 @@ def test_unknown_id_is_unknown_schema_through_the_real_registry(registry: str) -
 
     with pytest.raises(SchemaNotFound):
         RegistryClient(registry).schema_text(2_000_000_000)
+
+
+def test_a_schema_the_real_registry_calls_invalid_is_a_rejection_with_its_answer(registry: str) -> None:
+    # 422 takes the same path as 409 (the worker test above): the writer schema's records are
+    # dead-lettered as derived_schema_rejected, never retried as an outage
+    from stream_anon.registry import DerivedSchemaRejected, RegistryClient
+
+    subject = unique("invalid") + "-value"
+    invalid = {"type": "record", "name": "A", "fields": [{"name": "a", "type": "no.such.Type"}]}
+    with pytest.raises(DerivedSchemaRejected) as caught:
+        RegistryClient(registry).register(subject, invalid)
+    assert caught.value.status == 422
+    assert caught.value.subject == subject and caught.value.message
