@@ -38,7 +38,7 @@ from stream_anon.detection.settings import (
     ScanSettings,
     check_threshold,
 )
-from stream_anon.detection.spans import ScanError, Span, resolve
+from stream_anon.detection.spans import ScanError, ScannerUnavailable, Span, resolve
 from stream_anon.detection.text import Normalized, normalize
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class Scanner:
     def __init__(self, settings: ScanSettings | None = None) -> None:
         self.settings = settings if settings is not None else ScanSettings()
         _require_installed(self.settings.model)
+        _require_modules()
         self._engine: _Engine | None = None
 
     @property
@@ -97,7 +98,16 @@ class Scanner:
         if not texts:
             return []
         normalized = [normalize(text) for text in texts]
-        found = self.engine.analyze([n.text for n in normalized], wanted, cutoff, self.settings.batch_size)
+        try:
+            found = self.engine.analyze(
+                [n.text for n in normalized], wanted, cutoff, self.settings.batch_size
+            )
+        except ImportError as exc:
+            # A package that cannot be imported fails every text alike: no record's fault
+            raise ScannerUnavailable(
+                f"the free-text scanner cannot run ({type(exc).__name__}: {exc}); "
+                "reinstall stream-anon with its dependencies"
+            ) from exc
         record_aware = self.engine.record_aware
         for index, (norm, pairs) in enumerate(zip(normalized, known, strict=True)):
             if pairs:
@@ -219,6 +229,8 @@ class _Engine:
                 if spans is None:
                     try:
                         spans = self._analyze_one(piece, wanted, docs.get(piece), threshold)
+                    except ImportError:
+                        raise  # a broken installation, not this text: Scanner.detect_batch says so
                     except Exception as exc:  # a recognizer's message may quote the text
                         raise ScanError(f"text {index}: detection failed ({type(exc).__name__})") from None
                     by_text[piece] = spans
@@ -290,6 +302,17 @@ def _require_installed(model: str) -> None:
             f"spaCy model {model!r} is not installed (pip install the package that provides it; "
             "nothing is downloaded at run time)"
         )
+
+
+# Imported only when a text needs them (the word list costs about 19 MB), so a missing one would
+# otherwise show up as one failed text after another instead of at start-up.
+_LAZY_MODULES = ("presidio_analyzer", "spacy", "phonenumbers", "tldextract", "wordfreq")
+
+
+def _require_modules() -> None:
+    missing = [m for m in _LAZY_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"missing package(s): {', '.join(missing)}")
 
 
 def _keep_only_ner(nlp: Language, model: str) -> None:

@@ -64,3 +64,28 @@ def test_file_mode_exits_2_and_writes_no_dead_letter(tmp_path: Path) -> None:
     assert "free-text scanner cannot load" in result.output
     assert not dlq.exists() or dlq.read_text() == ""
     assert not out.exists() or out.read_text() == ""
+
+
+def test_a_missing_package_the_detectors_import_later_is_named_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scanner_module, "_LAZY_MODULES", ("wordfreq", "no_such_package_for_the_test"))
+    with pytest.raises(ScannerUnavailable, match="no_such_package_for_the_test"):
+        LazyScanner().detect_batch(["call me"], [[]])
+
+
+def test_an_import_that_fails_mid_batch_stops_instead_of_failing_text_after_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the installation breaks after start-up (a package removed under a running worker): every text
+    # that needs it would fail alike, so no record may be dead-lettered for it
+    import stream_anon.detection.contextual as contextual
+
+    def word_list_gone() -> dict[str, float]:
+        raise ModuleNotFoundError("No module named 'wordfreq'")
+
+    monkeypatch.setattr(contextual, "_english_frequencies", word_list_gone)
+    plan = compile_plan(SCHEMA, Keys.generate(), scanner=LazyScanner())
+    records = [{"id": "1", "comment": "I spoke to Inger Eriksson yesterday"}, {"id": "2", "comment": "hi"}]
+    with pytest.raises(ScannerUnavailable, match="wordfreq"):
+        sanitize_batch(plan, Verifier(), records)
