@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment files offline: the Helm chart (helm lint, helm template with the default values,
-# with every optional feature on and with the HPA instead of KEDA, every rendered manifest validated
+# with every optional feature on, with the HPA instead of KEDA and with the README's secured release, the
+# refusals of secrets in values, every rendered manifest validated
 # against the Kubernetes schemas), the Dockerfile (hadolint), docker-compose.test.yml (the compose-spec
 # schema and its wiring) and the image's requirements.lock (pip resolves it to exactly its pins).
 #
@@ -122,11 +123,17 @@ if [ -x "$HELM" ]; then
   render default "$BASE" --
   render all-features "$BASE Secret ScaledObject ServiceMonitor NetworkPolicy CronJob" -- "${ALL[@]}"
   render hpa "$BASE HorizontalPodAutoscaler" -- "${ALL[@]}" --set autoscaling.type=hpa
+  # the README's secured release: credentials and CA from existing Secrets, nothing secret in values
+  render secured "$BASE" -- -f "$CHART/ci/secured-values.yaml"
   refuses "a grace period not above shutdown_timeout_s" "must be longer than config.shutdown_timeout_s" \
     -- --set terminationGracePeriodSeconds=20
   refuses "keys_file set in config" "config.keys_file is set by the chart" -- --set config.keys_file=/x.json
   refuses "a password in config.kafka" "config.kafka.sasl.password is a secret" \
     -- --set 'config.kafka.sasl\.password=plain'
+  refuses "a credential mapping in values (kafkaSecrets.content)" "kafkaSecrets.content is not accepted" \
+    -- --set 'kafkaSecrets.content.sasl\.password=plain'
+  refuses "a CA inline in config.kafka" "config.kafka.ssl.ca.pem: the brokers' CA comes from a Secret" \
+    -- --set 'config.kafka.ssl\.ca\.pem=PEM'
   refuses "ssl.ca.location next to kafkaTls" "ssl.ca.location is set by the chart" \
     -- --set kafkaTls.existingSecret=ca --set 'config.kafka.ssl\.ca\.location=/x.pem'
 fi

@@ -190,6 +190,9 @@ def check_config(
     for key in ("schemas_dir", "keys_file", "tag_policy_file", "kafka_secrets_file"):
         if config.get(key):
             problems.expect(mounted(config[key], container), where, f"{key} {config[key]} is not mounted")
+    ca = (config.get("kafka") or {}).get("ssl.ca.location")
+    if ca:
+        problems.expect(mounted(ca, container), where, f"kafka ssl.ca.location {ca} is not mounted")
     problems.expect(
         grace is not None and grace > settings.shutdown_timeout_s,
         where,

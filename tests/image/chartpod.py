@@ -23,12 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from helmtools import REPO, render
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE_WORK = REPO / ".cache" / "image"
-HELM = REPO / ".cache" / "bin" / "helm"
-CHART = REPO / "helm" / "stream-anon"
 
 
 def podman_env() -> dict[str, str]:
@@ -51,20 +48,7 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 def render_chart(values: Path, *set_files: str) -> list[dict[str, Any]]:
     """``helm template`` of the chart with a values file; the manifests as mappings."""
-    command = [
-        str(HELM),
-        "template",
-        "stream-anon",
-        str(CHART),
-        "--namespace",
-        "streaming",
-        "-f",
-        str(values),
-    ]
-    for item in set_files:
-        command += ["--set-file", item]
-    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return render("-f", str(values), *[arg for item in set_files for arg in ("--set-file", item)])
 
 
 def memory_quantity(value: str) -> str:

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chartpod import HELM, REPO, Pod, podman, render_chart
+from chartpod import Pod, podman, render_chart
+from helmtools import HELM, REPO
 from kafkatools import BOOTSTRAP, create_topics, delete_topics, read_all, unique
 from prometheus_client.parser import text_string_to_metric_families
 

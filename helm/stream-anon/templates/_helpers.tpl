@@ -66,12 +66,37 @@ kafkaTlsDir: /etc/stream-anon/kafka-tls
 {{- default (printf "%s-keys" (include "stream-anon.fullname" .)) .Values.keys.existingSecret }}
 {{- end }}
 
-{{- define "stream-anon.kafkaSecretsEnabled" -}}
-{{- if or .Values.kafkaSecrets.existingSecret .Values.kafkaSecrets.content }}true{{- end }}
+{{/*
+Kafka credentials and the brokers' CA come only from Secrets that exist before the release: a value in
+plain text would be stored in the release's history (a Secret of the Helm release, readable by anyone who
+can read the namespace's releases) and printed by `helm get values`. Refuses, with what to do instead:
+  - secret librdkafka keys in config.kafka (passwords, passphrases, client secrets, PEM keys, JAAS and
+    OAUTHBEARER configurations), and an inline CA (ssl.ca.pem);
+  - any key of kafkaSecrets and kafkaTls but the Secret's name and key (the removed kafkaSecrets.content).
+*/}}
+{{- define "stream-anon.refuseSecretsInValues" -}}
+{{- $howto := "create a Secret (kubectl create secret generic NAME --from-file=secrets.yaml) and name it in kafkaSecrets.existingSecret; see the chart's README, TLS and SASL" }}
+{{- range $key, $_ := (.Values.config.kafka | default dict) }}
+{{- if eq $key "ssl.ca.pem" }}
+{{- fail "config.kafka.ssl.ca.pem: the brokers' CA comes from a Secret named by kafkaTls.existingSecret (key kafkaTls.caKey), not from values" }}
+{{- else if regexMatch "(?i)(password|passphrase|secret|\\.pem$|^ssl_key$|^sasl\\.jaas\\.config$|^sasl\\.oauthbearer\\.config$)" $key }}
+{{- fail (printf "config.kafka.%s is a secret and must not be in values: %s" $key $howto) }}
+{{- end }}
+{{- end }}
+{{- range $key, $_ := .Values.kafkaSecrets }}
+{{- if not (has $key (list "existingSecret" "secretKey")) }}
+{{- fail (printf "kafkaSecrets.%s is not accepted: Kafka credentials never come from values; %s" $key $howto) }}
+{{- end }}
+{{- end }}
+{{- range $key, $_ := .Values.kafkaTls }}
+{{- if not (has $key (list "existingSecret" "caKey")) }}
+{{- fail (printf "kafkaTls.%s is not accepted: the brokers' CA comes from an existing Secret (kafkaTls.existingSecret, key kafkaTls.caKey)" $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
-{{- define "stream-anon.kafkaSecretsName" -}}
-{{- default (printf "%s-kafka-secrets" (include "stream-anon.fullname" .)) .Values.kafkaSecrets.existingSecret }}
+{{- define "stream-anon.kafkaSecretsEnabled" -}}
+{{- if .Values.kafkaSecrets.existingSecret }}true{{- end }}
 {{- end }}
 
 {{- define "stream-anon.schemasConfigMapName" -}}
@@ -90,11 +115,7 @@ required without a keys file.
 {{- fail (printf "config.%s is set by the chart; remove it from config (see values.yaml)" $key) }}
 {{- end }}
 {{- end }}
-{{- range $key := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "sasl.oauthbearer.client.secret" }}
-{{- if hasKey ($.Values.config.kafka | default dict) $key }}
-{{- fail (printf "config.kafka.%s is a secret: put it in the Secret named by kafkaSecrets.existingSecret" $key) }}
-{{- end }}
-{{- end }}
+{{- include "stream-anon.refuseSecretsInValues" . }}
 {{- if and .Values.kafkaTls.existingSecret (hasKey (.Values.config.kafka | default dict) "ssl.ca.location") }}
 {{- fail "config.kafka.ssl.ca.location is set by the chart from kafkaTls; remove it from config" }}
 {{- end }}
@@ -146,7 +167,7 @@ required without a keys file.
 {{- if include "stream-anon.kafkaSecretsEnabled" . }}
 - name: kafka-secrets
   secret:
-    secretName: {{ include "stream-anon.kafkaSecretsName" . }}
+    secretName: {{ .Values.kafkaSecrets.existingSecret }}
     defaultMode: 0440
 {{- end }}
 {{- if .Values.kafkaTls.existingSecret }}
