@@ -204,9 +204,12 @@ class Verifier:
 
 class _Needles:
     """A record's raw values, indexed for one pass over the text: each sought text or digits (the first
-    value giving it wins) with its entity and the value as written."""
+    value giving it wins) with its entity and the value as written.
 
-    __slots__ = ("_found", "digits", "words")
+    The indexes are built on first use: a clean record, nearly every one, is passed by ``could_be_in``
+    on the sought strings alone."""
+
+    __slots__ = ("_digits", "_found", "_words")
 
     def __init__(self, values: list[tuple[str, str, str]], min_length: int) -> None:
         self._found: dict[tuple[str, bool], tuple[str, str]] = {}
@@ -214,17 +217,50 @@ class _Needles:
             needle = _needle(entity, value, min_length)
             if needle is not None:
                 self._found.setdefault((needle[1], needle[2]), (needle[0], needle[3]))
-        self.words = WordNeedles(sought for sought, by_digits in self._found if not by_digits)
-        self.digits = DigitNeedles(sought for sought, by_digits in self._found if by_digits)
+        self._words: WordNeedles | None = None
+        self._digits: DigitNeedles | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.digits)
+        return bool(self._found)
+
+    @property
+    def words(self) -> WordNeedles:
+        if self._words is None:
+            self._words = WordNeedles(sought for sought, by_digits in self._found if not by_digits)
+        return self._words
+
+    @property
+    def digits(self) -> DigitNeedles:
+        if self._digits is None:
+            self._digits = DigitNeedles(sought for sought, by_digits in self._found if by_digits)
+        return self._digits
+
+    def could_be_in(self, folded: str, runs: Iterable[str]) -> bool:
+        """Whether a value may be in ``folded`` (as whole words) or in one of the digit ``runs``: never
+        False when the full check would find one. With a record's usual handful of values, substring
+        tests are cheaper than building the indexes; with many, the indexes keep it linear."""
+        if len(self._found) > _FEW_VALUES:
+            runs = list(runs)
+            if self.digits and any(next(self.digits.find(run), None) is not None for run in runs):
+                return True
+            return bool(self.words) and self.words.any_in(folded)
+        for sought, by_digits in self._found:
+            if by_digits:
+                if any(sought in run for run in runs):
+                    return True
+            elif sought in folded:
+                return True
+        return False
 
     def entity(self, sought: str, by_digits: bool) -> str:
         return self._found[(sought, by_digits)][0]
 
     def written(self, sought: str) -> str:
         return self._found[(sought, False)][1]
+
+
+# Up to this many values, the screen tests each one as a substring of the text (values × text).
+_FEW_VALUES = 16
 
 
 def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
@@ -256,14 +292,9 @@ def _screen_flags(strings: tuple[list[str], list[str]], detectors: DetectorSet, 
     if not needles:
         return False
     other = normalize(_SEPARATOR.join(produced)).text
-    if needles.digits:
-        for run in runs:
-            if next(needles.digits.find(run[2]), None) is not None:
-                return True
-        for run in digit_runs(other):
-            if next(needles.digits.find(run[2]), None) is not None:
-                return True
-    return bool(needles.words) and needles.words.any_in(f"{text}{_SEPARATOR}{other}".casefold())
+    digits = [run[2] for run in runs]
+    digits += [run[2] for run in digit_runs(other)]
+    return needles.could_be_in(f"{text}{_SEPARATOR}{other}".casefold(), digits)
 
 
 def _search_needles(

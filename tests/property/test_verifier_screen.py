@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import fastavro
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import stream_anon.verify as verify_module
 from stream_anon.verify import Verifier
 from stream_anon.walk import compile_screen, compile_walker
 
@@ -100,6 +102,16 @@ def test_the_screen_agrees_with_the_full_check(record: dict[str, Any], pii: Any,
     expected = verifier._full_check(plan, full, verifier._needles(plan.pii_values({})))
     assert result.leaks == expected.leaks
     assert result.record == expected.record
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.lists(st.sampled_from(PII), max_size=4), st.sampled_from(["dead_letter", "redact"]))
+def test_the_screen_agrees_with_the_full_check_when_it_uses_the_indexes(
+    record: dict[str, Any], pii: Any, mode: Any
+) -> None:
+    # a record with many values is screened through the token and digit indexes, not substring tests
+    with mock.patch.object(verify_module, "_FEW_VALUES", 0):
+        test_the_screen_agrees_with_the_full_check.hypothesis.inner_test(record, pii, mode)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=200, deadline=None)

@@ -22,6 +22,14 @@ def test_values_with_other_characters_at_their_ends_match_inside_words() -> None
     assert found(["-ref-"], "x-ref-y") == [(1, 6, "-ref-")]
 
 
+def test_a_value_whose_first_words_are_in_the_text_is_still_found_only_whole() -> None:
+    # an IP address and the prefix a rule made of it share their first three numbers
+    assert found(["100.209.129.228"], "ip 100.209.129.0/24") == []
+    text = "ip 100.209.129.0/24 was 100.209.129.228."
+    assert found(["100.209.129.228"], text) == [(24, 39, "100.209.129.228")]
+    assert found(["100.209.129.228"], "100.209.129.2280") == []
+
+
 def test_many_values_are_found_in_one_pass_in_text_order() -> None:
     emails = [f"user{i}@example.com" for i in range(1000)]
     text = " ".join(["noise", emails[999], "and", emails[3], "and", emails[3]])
