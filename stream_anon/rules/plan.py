@@ -55,6 +55,8 @@ from stream_anon.schema import (
 )
 from stream_anon.schema import Field as SchemaField
 from stream_anon.schema.codegen import generate, literal
+from stream_anon.schema.definitions import DefinitionProblem, define_at_first_use
+from stream_anon.schema.model import named_types
 from stream_anon.schema.values import Getter, pii_values_function, values_at
 
 # The form the Avro specification gives a name; every field name must have it.
@@ -168,6 +170,9 @@ class _Compiler:
         # Each named record's one definition in the derived schema: where it is, whether kept whole
         # ("kept") or anonymized field by field ("derived"), and that definition.
         self.named: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        # The derived definitions of records anonymized field by field where the writer refers to them by
+        # name: ``define_at_first_use`` writes them at that use (their written definition was removed).
+        self.derived_definitions: dict[str, dict[str, Any]] = {}
         # Records kept whole inside themselves (recursive types): (name, path); their definition must
         # come out unchanged, or the kept values do not fit it.
         self.kept_recursive: list[tuple[str, str]] = []
@@ -306,29 +311,36 @@ class _Compiler:
             self.named[full] = (path, "derived", {})
             fn, derived = self.record(node)
             self.named[full] = (path, "derived", derived)
+            if isinstance(node.written, str):
+                self.derived_definitions[full] = derived
+                return _Built(fn, node.written, False, True, None)
             return _Built(fn, derived, False, True, None)
         if isinstance(node, Unknown):
             raise RuleError(f"unknown type {node.written}")
         return self.leaf(node, spec, entity, source)
 
     def kept_whole(self, node: Record | Recursive) -> Any:
-        """The derived type of a record kept whole: its definition, or its name once defined."""
+        """The derived type of a record kept whole: its definition where the writer defines it, else its
+        name (``define_at_first_use`` writes the definition at the first use that remains)."""
         full, path = node.fullname, node.path
         if isinstance(node, Recursive):
             self.kept_recursive.append((full, path))
             return full
-        used = self.named.get(full)
-        if used is None:
-            definition = strip_annotations(node.schema)
-            self.named[full] = (path, "kept", definition)
-            return definition
-        if used[1] == "derived":
-            raise RuleError(
-                f"record {full} is kept whole here but anonymized field by field at "
-                f"{used[0] or 'the top level'}; a named type has one definition in the derived schema: "
-                "give the kept one its own record name"
-            )
-        return full
+        # The records defined inside a kept one are kept whole too: they cannot also be anonymized.
+        for inner in _records_within(node):
+            used = self.named.get(inner.fullname)
+            if used is not None and used[1] == "derived":
+                where = "" if inner is node else f" (inside {full})"
+                raise RuleError(
+                    f"record {inner.fullname} is kept whole here{where} but anonymized field by field at "
+                    f"{used[0] or 'the top level'}; a named type has one definition in the derived "
+                    "schema: give the kept one its own record name"
+                )
+            if used is None:
+                self.named[inner.fullname] = (inner.path, "kept", {})
+        if isinstance(node.written, str):
+            return node.written
+        return strip_annotations(node.schema)
 
     def check_kept_recursive(self) -> None:
         """A record kept whole inside itself holds raw values at every depth below: only a record whose
@@ -408,6 +420,24 @@ def _holds_record(node: Node) -> bool:
     if isinstance(node, Map):
         return _holds_record(node.values)
     return isinstance(node, Record | Recursive)
+
+
+def _records_within(node: Node) -> list[Record]:
+    """``node`` and the records below it, if it is a record (not through references to enclosing ones)."""
+    found: list[Record] = []
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        if isinstance(here, Record):
+            found.append(here)
+            stack.extend(f.node for f in reversed(here.fields))
+        elif isinstance(here, Array):
+            stack.append(here.items)
+        elif isinstance(here, Map):
+            stack.append(here.values)
+        elif isinstance(here, Union):
+            stack.extend(reversed(here.branches))
+    return found
 
 
 def _field_at(root: Record, dotted: str) -> Node | None:
@@ -697,6 +727,11 @@ def compile_plan(
         raise SchemaRulesError([*compiler.problems, Problem("", "invalid_rule", str(exc))]) from None
     compiler.named[root.fullname] = ("", "derived", derived)
     compiler.check_kept_recursive()
+    definitions = {full: strip_annotations(d) for full, d in named_types(writer_schema).items()}
+    try:
+        derived = define_at_first_use(derived, {**definitions, **compiler.derived_definitions})
+    except DefinitionProblem as exc:
+        compiler.problem(exc.path, exc.message)
     for path, subject in compiler.shift_subjects:
         target = _field_at(root, subject)
         if target is None:

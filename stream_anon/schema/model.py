@@ -15,7 +15,7 @@ The compiler (``rules.plan``), the verifier's walker and screen (``walk``) and t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,13 +142,28 @@ def fullname(name: str, namespace: str | None) -> str:
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
 
-def resolve(schema: Any) -> Node:
-    """The node of ``schema`` (usually a record), every name resolved."""
+def lookup_name(name: str, namespace: str | None, known: Container[str]) -> str | None:
+    """The full name a reference ``name`` written in ``namespace`` means, among ``known`` full names: the
+    name in that namespace first (as the specification and fastavro say), then as written (the null
+    namespace, as Java's Avro falls back to); None when neither is known."""
+    full = fullname(name, namespace)
+    if full in known:
+        return full
+    return name if name in known else None
+
+
+def named_types(schema: Any) -> dict[str, Any]:
+    """Every named type (record, enum, fixed) defined in ``schema``, by full name: its definition."""
     names: dict[str, Any] = {}
     if isinstance(schema, dict):
         names.update(schema.get("__named_schemas", {}))
     _collect_names(schema, None, names)
-    return _Resolver(names).node(schema, "", None, frozenset())
+    return names
+
+
+def resolve(schema: Any) -> Node:
+    """The node of ``schema`` (usually a record), every name resolved."""
+    return _Resolver(named_types(schema)).node(schema, "", None, frozenset())
 
 
 def _collect_names(schema: Any, namespace: str | None, names: dict[str, Any]) -> None:
@@ -178,7 +193,8 @@ class _Resolver:
         self.names = names
 
     def lookup(self, name: str, namespace: str | None) -> Any:
-        return self.names.get(name) or self.names.get(fullname(name, namespace))
+        full = lookup_name(name, namespace, self.names)
+        return None if full is None else self.names[full]
 
     def node(self, written: Any, path: str, namespace: str | None, enclosing: frozenset[str]) -> Node:
         schema = written
