@@ -42,7 +42,16 @@ from stream_anon.detection.text import (
     normalize_value,
 )
 from stream_anon.detection.validated import Detector, DetectorSet
-from stream_anon.walk import Leaf, Screen, Walker, compile_screen, compile_walker, replace_leaf, walk_untyped
+from stream_anon.walk import (
+    MAP_KEY,
+    Leaf,
+    Screen,
+    Walker,
+    compile_screen,
+    compile_walker,
+    replace_leaf,
+    walk_untyped,
+)
 
 OnLeak = Literal["dead_letter", "redact"]
 
@@ -152,8 +161,8 @@ class Verifier:
         generated = plan.generated_paths
         detected: list[int] = []
         produced: list[int] = []
-        for index, (path, _, _, _, key_of_map) in enumerate(leaves):
-            (produced if path in generated and not key_of_map else detected).append(index)
+        for index, (path, _, _, _, how) in enumerate(leaves):
+            (produced if path in generated and how != MAP_KEY else detected).append(index)
         hits: list[_Hit] = []
         checked = _Joined(leaves, detected)
         runs = digit_runs(checked.text)

@@ -1,5 +1,5 @@
-"""The string leaves of a decoded Avro record (plain ``bytes`` read as UTF-8 text too), each with its field
-path and the slot that holds it.
+"""The string leaves of a decoded Avro record (``bytes`` and ``fixed`` values read as UTF-8 text too), each
+with its field path and the slot that holds it.
 
 Paths use the rule engine's notation: dotted field names, ``[]`` for array items, ``{}`` for map values
 (``user.email``, ``tags[]``, ``attrs{}``). A map's keys are data, never part of a path, so paths stay a
@@ -24,31 +24,41 @@ from stream_anon.schema.codegen import generate, literal
 Slot = MutableMapping[str, Any] | MutableSequence[Any]
 
 
-# One string in a record: (path, text, parent, key, key_of_map). The text sits at ``parent[key]``, or is
-# the key itself of the map ``parent`` when ``key_of_map``. A plain tuple: the verifier builds one per
-# string of every record.
-Leaf = tuple[str, str, Slot, Any, bool]
+# How a leaf's text sits in its slot: a value at ``parent[key]`` (a string, or bytes of any length), the
+# key itself of the map ``parent``, or bytes whose length is fixed (a ``fixed`` value).
+VALUE, MAP_KEY, SIZED = 0, 1, 2
+
+# One string in a record: (path, text, parent, key, how), ``how`` one of the above. A plain tuple: the
+# verifier builds one per string of every record.
+Leaf = tuple[str, str, Slot, Any, int]
 
 
 def replace_leaf(leaf: Leaf, text: str) -> None:
-    """Write ``text`` in place of ``leaf`` (a map key is renamed, keeping its value).
+    """Write ``text`` in place of ``leaf`` (a map key is renamed, keeping its value; bytes stay bytes, and
+    a fixed value keeps its size: cut, or padded with zero bytes).
 
     Replace a map's values before its keys (go through the leaves in reverse): a value's slot names the key.
     """
-    _, _, parent, key, key_of_map = leaf
-    if key_of_map and isinstance(parent, MutableMapping):
+    _, _, parent, key, how = leaf
+    if how == MAP_KEY and isinstance(parent, MutableMapping):
         parent[text] = parent.pop(key)
     elif isinstance(parent[key], bytes):
-        parent[key] = text.encode("utf-8", "surrogateescape")  # a bytes value stays bytes
+        written = text.encode("utf-8", "surrogateescape")
+        if how == SIZED:
+            size = len(parent[key])
+            written = written[:size].ljust(size, b"\0")
+        parent[key] = written
     else:
         parent[key] = text
 
 
 def _text_bytes(node: Node) -> bool:
-    """Whether ``node`` is plain ``bytes`` (not a decimal): its values are read as UTF-8 text, since a
-    kept bytes field can hold a copy of an address as well as a string can. Undecodable bytes are kept
-    as surrogates, so a redacted value is written back byte for byte around the span."""
-    return node.kind == "bytes" and not (isinstance(node.schema, dict) and node.schema.get("logicalType"))
+    """Whether ``node`` is ``bytes`` or ``fixed``, whose values are read as UTF-8 text: a kept bytes or
+    fixed field can hold a copy of an address as well as a string can. Whatever its logical type: the
+    worker and file mode read a decimal or a duration as its bytes (a reader that makes a decimal a
+    ``Decimal`` gives a number, which is not read, as ints are not). Undecodable bytes are kept as
+    surrogates, so a redacted value is written back byte for byte around the span."""
+    return node.kind in ("bytes", "fixed")
 
 
 def _as_text(value: bytes) -> str:
@@ -175,7 +185,7 @@ def _compile(node: Node) -> Visit:
     if kind == "string":
         return _visit_string(node.path)
     if _text_bytes(node):
-        return _visit_bytes(node.path)
+        return _visit_bytes(node.path, SIZED if kind == "fixed" else VALUE)
     if kind in NO_TEXT:
         return _visit_nothing
     if isinstance(node, Record):
@@ -210,7 +220,8 @@ def _compile_record(node: Record) -> Visit:
 def _compile_union(node: Union) -> Visit:
     has_string = any(b.kind == "string" for b in node.branches)
     has_bytes = any(_text_bytes(b) for b in node.branches)
-    as_bytes = _visit_bytes(node.path)
+    # Bytes of any length fit a union with a bytes branch; else only the size the value has.
+    as_bytes = _visit_bytes(node.path, VALUE if any(b.kind == "bytes" for b in node.branches) else SIZED)
     dict_branches = [
         (b.schema, _compile(b)) for b in node.branches if isinstance(b, Record | Recursive | Map)
     ]
@@ -253,15 +264,15 @@ def _visit_nothing(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
 def _visit_string(path: str) -> Visit:
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
         if isinstance(value, str):
-            out.append((path, value, parent, key, False))
+            out.append((path, value, parent, key, VALUE))
 
     return visit
 
 
-def _visit_bytes(path: str) -> Visit:
+def _visit_bytes(path: str, how: int) -> Visit:
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
         if isinstance(value, bytes):
-            out.append((path, _as_text(value), parent, key, False))
+            out.append((path, _as_text(value), parent, key, how))
 
     return visit
 
@@ -280,7 +291,7 @@ def _visit_map(path: str, values: Visit) -> Visit:
         if isinstance(value, dict):
             for map_key in list(value):
                 if isinstance(map_key, str):
-                    out.append((path, map_key, value, map_key, True))
+                    out.append((path, map_key, value, map_key, MAP_KEY))
                 values(value[map_key], value, map_key, out)
 
     return visit
@@ -289,7 +300,9 @@ def _visit_map(path: str, values: Visit) -> Visit:
 def _visit_any(path: str) -> Visit:
     def visit(value: Any, parent: Slot, key: Any, out: list[Leaf]) -> None:
         if isinstance(value, str):
-            out.append((path, value, parent, key, False))
+            out.append((path, value, parent, key, VALUE))
+        elif isinstance(value, bytes):
+            out.append((path, _as_text(value), parent, key, SIZED))  # bytes or fixed: keep the size
         else:
             _walk_any(value, path, out)
 
@@ -304,12 +317,16 @@ def _walk_any(value: Any, path: str, out: list[Leaf], depth: int = 0) -> None:
             child = value[key]
             child_path = join(path, str(key))
             if isinstance(child, str):
-                out.append((child_path, child, value, key, False))
+                out.append((child_path, child, value, key, VALUE))
+            elif isinstance(child, bytes):
+                out.append((child_path, _as_text(child), value, key, SIZED))
             else:
                 _walk_any(child, child_path, out, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str):
-                out.append((f"{path}[]", item, value, index, False))
+                out.append((f"{path}[]", item, value, index, VALUE))
+            elif isinstance(item, bytes):
+                out.append((f"{path}[]", _as_text(item), value, index, SIZED))
             else:
                 _walk_any(item, f"{path}[]", out, depth + 1)

@@ -63,13 +63,19 @@ def values_at(path: str) -> ValuesAt:
 
 
 def collect_values(getter: Getter, record: dict[str, Any], out: list[tuple[str, str, str]]) -> None:
-    """Append the text of each value ``getter`` reads (strings, and integers as digits)."""
+    """Append the text of each value ``getter`` reads (strings, integers as digits, and bytes or fixed
+    values that are UTF-8 text)."""
     entity, path, get = getter
     for value in get(record):
         if value.__class__ is str:
             out.append((entity, path, value))
         elif isinstance(value, (str, int)) and not isinstance(value, bool):
             out.append((entity, path, str(value)))
+        elif isinstance(value, bytes):
+            try:
+                out.append((entity, path, value.decode("utf-8")))
+            except UnicodeDecodeError:
+                continue  # binary: no text to look for
 
 
 def interpreted_pii_values(getters: Sequence[Getter]) -> PiiValues:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import stream_anon.verify as verify_module
 from stream_anon.verify import Verifier
-from stream_anon.walk import compile_screen, compile_walker
+from stream_anon.walk import MAP_KEY, compile_screen, compile_walker
 
 SCHEMA = {
     "type": "record",
@@ -121,8 +121,8 @@ def test_the_screen_lists_the_walkers_strings_in_order(record: dict[str, Any]) -
     screen = compile_screen(parsed, GENERATED)
     assert screen is not None
     leaves = compile_walker(parsed)(record)
-    checked = [text for path, text, _, _, key_of_map in leaves if key_of_map or path not in GENERATED]
-    produced = [text for path, text, _, _, key_of_map in leaves if path in GENERATED and not key_of_map]
+    checked = [text for path, text, _, _, how in leaves if how == MAP_KEY or path not in GENERATED]
+    produced = [text for path, text, _, _, how in leaves if path in GENERATED and how != MAP_KEY]
     assert screen(record) == (checked, produced)
 
 

@@ -179,6 +179,183 @@ def test_the_verifier_finds_the_records_own_email_in_a_kept_bytes_field() -> Non
     assert Verifier().check(plan, raw, clean).leaks == [Leak("EMAIL_ADDRESS", "maybe")]
 
 
+EMAIL = "jo.doe@example.com"  # 18 bytes of UTF-8
+EMAIL_FIXED = {"type": "fixed", "name": "Contact", "size": len(EMAIL)}
+
+
+def verified(schema: dict[str, Any], raw: dict[str, Any], on_leak: str = "dead_letter") -> Any:
+    """The record through the plan and the verifier, as the worker runs them."""
+    from stream_anon.verify import Verifier
+
+    plan = compile_plan(schema, KEYS)
+    (out,) = plan.apply_batch([copy.deepcopy(raw)])
+    assert isinstance(out, dict), out
+    result = Verifier(on_leak).check(plan, raw, out)  # type: ignore[arg-type]
+    return plan, result
+
+
+@pytest.mark.parametrize(
+    ("written", "value", "pii", "path"),
+    [
+        (EMAIL_FIXED, EMAIL.encode(), EMAIL, "kept"),
+        (["null", EMAIL_FIXED], EMAIL.encode(), EMAIL, "kept"),
+        ({"type": "array", "items": EMAIL_FIXED}, [b"\x00" * len(EMAIL), EMAIL.encode()], EMAIL, "kept[]"),
+        ({"type": "map", "values": EMAIL_FIXED}, {"k": EMAIL.encode()}, EMAIL, "kept{}"),
+        ({**EMAIL_FIXED, "logicalType": "decimal", "precision": 40}, EMAIL.encode(), EMAIL, "kept"),
+        ({"type": "bytes", "logicalType": "decimal", "precision": 40}, EMAIL.encode(), EMAIL, "kept"),
+        (
+            {"type": "fixed", "name": "Wait", "size": 12, "logicalType": "duration"},
+            b"jo@exam.com ",
+            "jo@exam.com",
+            "kept",
+        ),
+    ],
+    ids=[
+        "fixed",
+        "[null, fixed]",
+        "array<fixed>",
+        "map<fixed>",
+        "decimal-fixed",
+        "decimal-bytes",
+        "duration",
+    ],
+)
+def test_the_verifier_reads_kept_fixed_and_decimal_and_duration_values_as_text(
+    written: Any, value: Any, pii: str, path: str
+) -> None:
+    # The worker and file mode read a decimal, a duration or a fixed as its bytes: the record's own
+    # address in them is caught as it is in a bytes field, and redacting keeps a fixed value's size.
+    from stream_anon.verify import Leak
+
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "kept", "type": written, "anon": "keep"},
+    )
+    raw = {"email": pii, "kept": value}
+    _, result = verified(schema, raw)
+    assert result.leaks == [Leak("EMAIL_ADDRESS", path)]
+    plan, redacted = verified(schema, raw, "redact")
+    assert fastavro.validation.validate(redacted.record, plan.parsed_derived)
+    assert pii.encode() not in repr(redacted.record["kept"]).encode()
+
+
+def test_a_fixed_value_redacted_keeps_its_size() -> None:
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "short", "type": EMAIL_FIXED, "anon": "keep"},
+        {"name": "long", "type": {"type": "fixed", "name": "Long", "size": 40}, "anon": "keep"},
+    )
+    raw = {"email": EMAIL, "short": EMAIL.encode(), "long": (EMAIL + " " * 22).encode()}
+    plan, result = verified(schema, raw, "redact")
+    # "<EMAIL_ADDRESS>" is 15 bytes: padded with zero bytes to 18, or followed by the value's rest in 40.
+    assert result.record["short"] == b"<EMAIL_ADDRESS>\x00\x00\x00"
+    assert result.record["long"] == b"<EMAIL_ADDRESS>" + b" " * 22 + b"\x00\x00\x00"
+    assert fastavro.validation.validate(result.record, plan.parsed_derived)
+
+
+def test_binary_fixed_values_and_decimals_are_not_leaks() -> None:
+    from decimal import Decimal
+
+    from stream_anon.verify import Verifier
+
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "code", "type": {"type": "fixed", "name": "Code", "size": 4}, "anon": "keep"},
+        {
+            "name": "price",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+            "anon": "keep",
+        },
+    )
+    raw = {"email": EMAIL, "code": b"\xff\x00\x12\x34", "price": b"\x04\xd2"}
+    assert verified(schema, raw)[1].leaks == []
+    # A reader that applies logical types gives the decimal as a number: numbers are not read.
+    plan = compile_plan(schema, KEYS)
+    decoded = {"email": "hm1.x", "code": b"\xff\x00\x12\x34", "price": Decimal("12.34")}
+    assert Verifier().check(plan, raw, decoded).leaks == []
+
+
+def test_a_pii_bytes_fields_value_is_searched_for_elsewhere() -> None:
+    from stream_anon.verify import Leak
+
+    schema = record_schema(
+        {"name": "name", "type": "bytes", "pii": "PERSON", "anon": "hmac"},
+        {"name": "note", "type": "string", "anon": "keep"},
+    )
+    # No detector finds a name: only the record's own value, read from its bytes, does.
+    raw = {"name": b"Zebulon Quartermaine", "note": "signed: zebulon quartermaine"}
+    assert verified(schema, raw)[1].leaks == [Leak("PERSON", "note")]
+
+
+def test_bytes_inside_a_recursive_type_are_read_as_text() -> None:
+    from stream_anon.verify import Leak
+
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [
+            {"name": "blob", "type": "bytes", "anon": "keep"},
+            {"name": "next", "type": ["null", "Node"], "anon": "keep"},
+        ],
+    }
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "chain", "type": node, "anon": "keep"},
+    )
+    raw = {"email": EMAIL, "chain": {"blob": b"x", "next": {"blob": EMAIL.encode(), "next": None}}}
+    plan, result = verified(schema, raw)
+    assert result.leaks == [Leak("EMAIL_ADDRESS", "chain.next.blob")]
+    plan, redacted = verified(schema, raw, "redact")
+    assert redacted.record["chain"]["next"]["blob"] != EMAIL.encode()
+    assert fastavro.validation.validate(redacted.record, plan.parsed_derived)
+
+
+def test_the_worker_and_file_mode_dead_letter_a_kept_fixed_holding_the_records_email(tmp_path: Path) -> None:
+    from kafkatools import Framer
+
+    from stream_anon.app import CompileOnlyScanner
+    from stream_anon.pipeline import Pipeline
+    from stream_anon.records import DeadLetter, InputRecord, Reason
+    from stream_anon.schemas import DirectorySchemas, SchemaResolver
+    from stream_anon.verify import Verifier
+
+    schema = record_schema(
+        {"name": "email", "type": "string", "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "kept", "type": EMAIL_FIXED, "anon": "keep"},
+    )
+    raw = {"email": EMAIL, "kept": EMAIL.upper().encode()}
+    (tmp_path / "s.avsc").write_text(json.dumps(schema))
+    pipeline = Pipeline(
+        resolver=SchemaResolver(DirectorySchemas(tmp_path), None),
+        compile_plan=lambda s: compile_plan(s, KEYS, scanner=CompileOnlyScanner()),
+        verifier=Verifier(),
+        output_topic="out",
+    )
+    (outcome,) = pipeline.process([InputRecord("raw", 0, 0, 0, None, Framer(schema)(raw))])
+    assert isinstance(outcome, DeadLetter) and outcome.reason is Reason.LEAK_DETECTED
+    assert outcome.extra.get("stream-anon.leak.path") == "kept"
+    keys = tmp_path / "keys.json"
+    KEYS.save(keys)
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"email": EMAIL, "kept": EMAIL.upper()}) + "\n")
+    dlq = tmp_path / "dlq.jsonl"
+    schema_file = str(tmp_path / "s.avsc")
+    args = [
+        "anonymize",
+        "--schema",
+        schema_file,
+        "--keys",
+        str(keys),
+        "--input",
+        str(data),
+        "--dlq",
+        str(dlq),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert [json.loads(line)["reason"] for line in dlq.read_text().splitlines()] == ["leak_detected"]
+
+
 # --- item 8 -------------------------------------------------------------------------------------------
 
 TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
