@@ -1,5 +1,8 @@
 """The in-line leak check: every string of a sanitized record, before it is produced (fail closed).
 
+Strings are the record's string values and map keys, and its bytes and fixed values read as UTF-8 text
+(``walk``); numbers, booleans and enum symbols are not text and are not read.
+
 Two checks run on each record:
 
 * the validated detectors (``stream_anon.detection.validated``) over every string, except at paths
