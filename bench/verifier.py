@@ -173,10 +173,12 @@ def scaling(counts: list[int], repeats: int) -> None:
     verifier = Verifier("dead_letter")
     print(
         f"CPU milliseconds of this process, best of {repeats}, garbage collector off while timing "
-        "(leaky: every address also in a kept array; x: against the row above)"
+        "(leaky: every address also in a kept array; x: against the row above; linear reference: a dict "
+        "of the addresses casefolded, work linear by construction, so its x is what this machine gives "
+        "linear work)"
     )
-    print("values   apply ms   check clean ms      x   check leaky ms      x")
-    before: tuple[float, float] | None = None
+    print("values   apply ms   check clean ms      x   check leaky ms      x   linear reference ms      x")
+    before: tuple[float, float, float] | None = None
     for count in counts:
         emails = [f"user{i}.name@example{i % 97}.com" for i in range(count)]
         raw = {"recipients": emails, "notes": ["sent"]}
@@ -186,12 +188,19 @@ def scaling(counts: list[int], repeats: int) -> None:
         applied = _best_cpu(partial(plan.apply_batch, [raw]), repeats)
         clean = _best_cpu(partial(_check, verifier, plan, raw, sanitized, False), repeats)
         leaky = _best_cpu(partial(_check, verifier, plan, raw, leaky_record, True), repeats)
-        grew = ("", "") if before is None else (f"{clean / before[0]:.1f}", f"{leaky / before[1]:.1f}")
+        linear = _best_cpu(partial(_linear_reference, emails), repeats)
+        now = (clean, leaky, linear)
+        grew = ["" if before is None else f"{a / b:.1f}" for a, b in zip(now, before or now, strict=True)]
         print(
             f"{count:>7}   {applied * 1e3:>8.1f}   {clean * 1e3:>14.1f}   {grew[0]:>4}"
-            f"   {leaky * 1e3:>14.1f}   {grew[1]:>4}"
+            f"   {leaky * 1e3:>14.1f}   {grew[1]:>4}   {linear * 1e3:>19.2f}   {grew[2]:>4}"
         )
-        before = (clean, leaky)
+        before = now
+
+
+def _linear_reference(values: list[str]) -> None:
+    index = {value.casefold(): value for value in values}
+    assert len(index) == len(values)
 
 
 def _check(verifier: Verifier, plan: Any, raw: dict[str, Any], record: dict[str, Any], leaks: bool) -> None:
