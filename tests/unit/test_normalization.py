@@ -4,19 +4,25 @@ item 7): a copy of a value that only looks different to a pattern is the value."
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import fastavro
 import pytest
+from click.testing import CliRunner
 
+from stream_anon.cli import main
 from stream_anon.detection.scanner import Scanner
 from stream_anon.detection.spans import replace_spans
 from stream_anon.detection.text import normalize
+from stream_anon.keys import Keys
 from stream_anon.verify import Verifier
 
 FULL_WIDTH_EMAIL = "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"  # NFKC: john@example.com
 ZERO_WIDTH_EMAIL = "jo\u200bhn@example.com"
 COMBINING_NAME = "Zoe\u0308"  # "Zoë" written with a combining diaeresis
+DISGUISED = [FULL_WIDTH_EMAIL, ZERO_WIDTH_EMAIL]
 
 
 def test_normalize_maps_spans_back_to_the_text_as_written() -> None:
@@ -89,3 +95,57 @@ def test_the_verifier_reads_strings_normalized(note: str, entity: str) -> None:
     assert [leak.entity for leak in result.leaks] == [entity]
     redacted = Verifier("redact").check(plan, {}, {"note": note, "token": "tok_1"}).record
     assert redacted["note"] == f"{note.split(' ')[0]} <{entity}>"
+
+
+def test_anonymize_removes_disguised_emails_from_free_text_whole(tmp_path: Path) -> None:
+    # Issue 22 item 7 as found, through file mode with the default configuration: the zero-width copy
+    # kept "jo", the full-width one was kept whole.
+    schema = tmp_path / "note.avsc"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "N",
+                "fields": [{"name": "c", "type": "string", "anon": {"op": "scan"}}],
+            }
+        )
+    )
+    keys = tmp_path / "keys.json"
+    Keys.generate().save(keys)
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"c": f"write to {w} today"}) + "\n" for w in DISGUISED))
+    out = tmp_path / "out.jsonl"
+    args = [
+        "anonymize",
+        "--schema",
+        str(schema),
+        "--keys",
+        str(keys),
+        "--input",
+        str(data),
+        "--output",
+        str(out),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["c"] for line in out.read_text().splitlines()] == [
+        "write to <EMAIL_ADDRESS> today"
+    ] * len(DISGUISED)
+
+
+def test_anonymize_finds_the_records_name_written_with_a_combining_mark(tmp_path: Path) -> None:
+    fields = [
+        {"name": "name", "type": "string", "pii": "PERSON", "anon": "hmac"},
+        {"name": "c", "type": "string", "anon": {"op": "scan"}},
+    ]
+    schema = tmp_path / "note.avsc"
+    schema.write_text(json.dumps({"type": "record", "name": "N", "fields": fields}))
+    keys = tmp_path / "keys.json"
+    Keys.generate().save(keys)
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"name": "Zoë Adeyemi", "c": f"ask {COMBINING_NAME.lower()} about it"}) + "\n")
+    out, dlq = tmp_path / "out.jsonl", tmp_path / "dlq.jsonl"
+    args = ["anonymize", "--schema", str(schema), "--keys", str(keys), "--input", str(data)]
+    result = CliRunner().invoke(main, [*args, "--output", str(out), "--dlq", str(dlq)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["c"] for line in out.read_text().splitlines()] == ["ask <PERSON> about it"]
