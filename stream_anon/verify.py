@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -218,22 +218,34 @@ class _Needles:
     """A record's raw values, indexed for one pass over the text: each sought text or digits (the first
     value giving it wins) with its entity and the value as written.
 
-    The indexes are built on first use: a clean record, nearly every one, is passed by ``could_be_in``
-    on the sought strings alone."""
+    Nothing is indexed until the full check needs it: a clean record, nearly every one, is passed by
+    ``could_be_in`` on its raw values alone."""
 
-    __slots__ = ("_digits", "_found", "_words")
+    __slots__ = ("_digits", "_found_", "_min_length", "_values", "_words")
 
     def __init__(self, values: list[tuple[str, str, str]], min_length: int) -> None:
-        self._found: dict[tuple[str, bool], tuple[str, str]] = {}
-        for entity, _path, value in values:
-            needle = _needle(entity, value, min_length)
-            if needle is not None:
-                self._found.setdefault((needle[1], needle[2]), (needle[0], needle[3]))
+        self._values = values
+        self._min_length = min_length
+        self._found_: dict[tuple[str, bool], tuple[str, str]] | None = None
         self._words: WordNeedles | None = None
         self._digits: DigitNeedles | None = None
 
+    @property
+    def _found(self) -> dict[tuple[str, bool], tuple[str, str]]:
+        if self._found_ is None:
+            self._found_ = {}
+            for entity, _path, value in self._values:
+                needle = _needle(entity, value, self._min_length)
+                if needle is not None:
+                    self._found_.setdefault((needle[1], needle[2]), (needle[0], needle[3]))
+        return self._found_
+
     def __bool__(self) -> bool:
         return bool(self._found)
+
+    @property
+    def has_values(self) -> bool:
+        return bool(self._values)
 
     @property
     def words(self) -> WordNeedles:
@@ -247,20 +259,31 @@ class _Needles:
             self._digits = DigitNeedles(sought for sought, by_digits in self._found if by_digits)
         return self._digits
 
-    def could_be_in(self, folded: str, runs: Iterable[str]) -> bool:
-        """Whether a value may be in ``folded`` (as whole words) or in one of the digit ``runs``: never
-        False when the full check would find one. With a record's usual handful of values, substring
-        tests are cheaper than building the indexes; with many, the indexes keep it linear."""
-        if len(self._found) > _FEW_VALUES:
-            runs = list(runs)
-            if self.digits and any(next(self.digits.find(run), None) is not None for run in runs):
+    def could_be_in(self, folded: str, digits: Callable[[], list[str]]) -> bool:
+        """Whether a value may be in ``folded`` (as whole words) or in the ``digits()`` of its digit runs:
+        never False when the full check would find one. With a record's usual handful of values, each
+        is tested as a substring (``_needle``'s rules, inline: this runs for every record); with many,
+        the indexes keep it linear."""
+        values = self._values
+        if len(values) > _FEW_VALUES:
+            if self.digits and any(next(self.digits.find(run), None) is not None for run in digits()):
                 return True
             return bool(self.words) and self.words.any_in(folded)
-        for sought, by_digits in self._found:
-            if by_digits:
-                if any(sought in run for run in runs):
-                    return True
-            elif sought in folded:
+        min_length = self._min_length
+        runs: list[str] | None = None
+        for entity, _path, value in values:
+            if not isinstance(value, str):
+                continue
+            value = normalize_value(value.strip())
+            if entity in NUMBER_ENTITIES:
+                sought = digits_of(value)
+                if len(sought) >= MIN_NUMBER_DIGITS:
+                    if runs is None:
+                        runs = digits()
+                    if any(sought in run for run in runs):
+                        return True
+                    continue
+            if len(value) >= min_length and value.casefold() in folded:
                 return True
         return False
 
@@ -301,11 +324,15 @@ def _screen_flags(strings: tuple[list[str], list[str]], detectors: DetectorSet, 
     runs = digit_runs(text)
     if detectors.find(text, runs):
         return True
-    if not needles:
+    if not needles.has_values:
         return False
     other = normalize(_SEPARATOR.join(produced)).text
-    digits = [run[2] for run in runs]
-    digits += [run[2] for run in digit_runs(other)]
+
+    def digits() -> list[str]:
+        # the produced strings' digits as one string: a superset of what their runs hold, for a
+        # fraction of the cost (a digit value is sought inside them)
+        return [*(run[2] for run in runs), digits_of(other)]
+
     return needles.could_be_in(f"{text}{_SEPARATOR}{other}".casefold(), digits)
 
 
