@@ -571,6 +571,14 @@ TYPES: list[tuple[str, Any, Any]] = [
         1_700_000_000_000_000,
     ),
     ("duration", {"type": "fixed", "name": "Dur", "size": 12, "logicalType": "duration"}, b"\x00" * 12),
+    # Avro 1.12's logical types (fastavro reads them as their base values)
+    ("big-decimal", {"type": "bytes", "logicalType": "big-decimal"}, b"\x01\x02"),
+    ("timestamp-nanos", {"type": "long", "logicalType": "timestamp-nanos"}, 1_700_000_000_000_000_000),
+    (
+        "local-timestamp-nanos",
+        {"type": "long", "logicalType": "local-timestamp-nanos"},
+        1_700_000_000_000_000_000,
+    ),
 ]
 
 OPERATIONS: list[tuple[str, dict[str, Any]]] = [
