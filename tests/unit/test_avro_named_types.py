@@ -371,3 +371,50 @@ def test_the_workers_pipeline_writes_outputs_its_derived_schema_reads(
     derived = resolver.lookup(framing, ident)
     decoded = decode_payload(outcome.value, start, derived.parsed, derived.ref)
     assert decoded["kept"] == record["kept"] and decoded["id"] == "a-1"
+
+
+def test_definitions_deep_inside_a_removed_field_reach_kept_uses_deep_inside_others() -> None:
+    holder = {
+        "type": "record",
+        "name": "Holder",
+        "fields": [
+            {"name": "tier", "type": TIER, "anon": "keep"},
+            {"name": "code", "type": ["null", CODE], "anon": "keep"},
+            {"name": "where", "type": ADDRESS},
+        ],
+    }
+    nested_use = {
+        "type": "record",
+        "name": "Use",
+        "fields": [
+            {"name": "codes", "type": {"type": "map", "values": ["null", "Code"]}, "anon": "keep"},
+            {"name": "places", "type": {"type": "array", "items": "Address"}, "anon": "keep"},
+            {"name": "tier", "type": ["null", "Tier"], "anon": "hmac"},
+            {"name": "again", "type": "Tier", "anon": "keep"},
+        ],
+    }
+    schema = {
+        "type": "record",
+        "name": "Top",
+        "namespace": "t",
+        "fields": [
+            {
+                "name": "gone",
+                "type": {"type": "map", "values": {"type": "array", "items": holder}},
+                "anon": "drop",
+            },
+            {"name": "use", "type": ["null", nested_use]},
+        ],
+    }
+    plan = compile_plan(schema, KEYS)
+    use = {
+        "codes": {"a": b"wxyz", "b": None},
+        "places": [{"city": "Oslo"}],
+        "tier": "GOLD",
+        "again": "SILVER",
+    }
+    held = {"tier": "GOLD", "code": None, "where": {"city": "Rome"}}
+    (out,) = plan.apply_batch([{"gone": {"k": [held]}, "use": use}])
+    assert isinstance(out, dict) and out["use"]["tier"].startswith("hm1.")
+    read = roundtrip(out, plan.derived_schema)["use"]
+    assert read["codes"] == use["codes"] and read["places"] == use["places"] and read["again"] == "SILVER"
