@@ -2,7 +2,8 @@
 plain Presidio, on the same corpus (``generate.py``). One command:
 
     python -m eval.detection.evaluate                 # the held-out corpus; writes eval/detection/results.md
-    python -m eval.detection.evaluate --corpus dev    # the development corpus (not reported)
+    python -m eval.detection.evaluate --corpus dev    # the development corpus; writes results-dev.md
+    python -m eval.detection.evaluate --corpus blind  # unseen values and templates; writes results-blind.md
 
 Plain Presidio's anonymizer is the extra ``.[bench]`` (``pip install -e '.[bench]'``), not the product's.
 
@@ -193,10 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--corpus", choices=("report", "dev"), default="report")
+    parser.add_argument("--corpus", choices=("report", "dev", "blind"), default="report")
     parser.add_argument("--only", choices=("stream-anon", "presidio"), help="run one system (no table)")
     parser.add_argument(
-        "--out", type=Path, help="markdown file to write (default eval/detection/results[-dev].md)"
+        "--out", type=Path, help="markdown file to write (default eval/detection/results[-dev|-blind].md)"
     )
     args = parser.parse_args(argv)
     texts = load(args.corpus)
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(f"{name} {seconds[name]:.0f} s" for name in systems)
         + " on this machine.\n\n"
     )
-    out = args.out or HERE / ("results.md" if args.corpus == "report" else "results-dev.md")
+    out = args.out or HERE / ("results.md" if args.corpus == "report" else f"results-{args.corpus}.md")
     out.write_text(header + table, encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(verdicts, indent=2) + "\n", encoding="utf-8")
     print(header + table)

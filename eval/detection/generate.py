@@ -1,17 +1,21 @@
 """Generates the free-text detection corpus: support-ticket sentences around PII that Faker draws in 15
 locales, and words that must survive.
 
-Two corpora, disjoint in seed and in sentence templates: ``dev`` (what detection was developed against)
-and ``report`` (held out: the table in docs/detection.md is measured on it only). Every planted value
+Three corpora, disjoint in seed and in sentence templates: ``dev`` (what detection was developed against),
+``report`` (held out: values never looked at, templates seen) and ``blind`` (values and templates both
+unseen by the detectors' author: its templates, in ``templates_blind.py``, were written before the
+detection code was read; several values per text, keepers inside the sentences too). Every planted value
 is a third party's (the record's own values, also given as ``known``, are other draws), so only text
 detection can find it. Each planted value lists its ``secrets``: the character spans that must not
 survive (a whole name; the local part and domain of an obfuscated email, not its "at"/"dot").
 
-    python -m eval.detection.generate          # rewrites eval/detection/corpus-{dev,report}.jsonl
+    python -m eval.detection.generate         # rewrites eval/detection/corpus-{dev,report,blind}.jsonl
+    python -m eval.detection.generate --corpus blind  # one of them
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -22,9 +26,12 @@ from typing import Any
 
 from faker import Faker
 
+from eval.detection import templates_blind
+
 HERE = Path(__file__).parent
-SEEDS = {"dev": 20261206, "report": 7350411}
+SEEDS = {"dev": 20261206, "report": 7350411, "blind": 90417733}
 TEXTS_PER_LOCALE = 48
+TEXTS_PER_LOCALE_BLIND = 55  # five texts per planted kind
 
 LOCALES = (
     "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR",
@@ -391,6 +398,15 @@ def keeper(kind: str, fake: Faker, rng: random.Random) -> str:
         return str(fake.pricetag())
     if kind == "product":
         return f"{fake.color_name()!s} {str(fake.word()).capitalize()} {fake.bothify('?#00').upper()}"
+    if kind == "word":
+        # An ordinary English word or two, capitalized as a label in an interface ("Export", "Order
+        # History"): the blind corpus's sentences are English whatever the locale.
+        english = Faker("en_US")
+        english.seed_instance(rng.randint(0, 10**9))
+        words = [w.capitalize() for w in english.words(nb=rng.choice((1, 2)), unique=True)]
+        while any(len(w) < 4 for w in words):
+            words = [w.capitalize() for w in english.words(nb=len(words), unique=True)]
+        return " ".join(words)
     if kind == "order_id":
         return fake.bothify("??-#####").upper()
     if kind == "weekday":
@@ -470,9 +486,94 @@ def generate(corpus: str) -> list[Text]:
     return texts
 
 
-def main() -> None:
-    for corpus in SEEDS:
-        texts = generate(corpus)
+def _fill(
+    template: str, values: dict[str, Item | str]
+) -> tuple[str, list[tuple[Item, list[list[int]]]], list[tuple[str, str]]]:
+    """The template with its placeholders replaced: (text, planted items with their secrets' spans,
+    keepers as (slot, value))."""
+    text = ""
+    planted: list[tuple[Item, list[list[int]]]] = []
+    keepers: list[tuple[str, str]] = []
+    last = 0
+    for match in re.finditer(r"\{(\w+)\}", template):
+        text += template[last : match.start()]
+        value = values[match.group(1)]
+        if isinstance(value, Item):
+            at = len(text)
+            spans = []
+            for secret in value.secrets:
+                offset = value.value.index(secret)
+                spans.append([at + offset, at + offset + len(secret)])
+            planted.append((value, spans))
+            text += value.value
+        else:
+            keepers.append((match.group(1), value))
+            text += value
+        last = match.end()
+    return text + template[last:], planted, keepers
+
+
+def generate_blind() -> list[Text]:
+    """The blind corpus: ``draw`` and ``keeper`` values (the same code as the other corpora) in the
+    templates of ``templates_blind.py``, each text a PII sentence (maybe with more values and keepers)
+    joined to a keeper sentence."""
+    corpus = "blind"
+    seed = SEEDS[corpus]
+    rng = random.Random(seed)
+    kinds = list(dict.fromkeys(templates_blind.PLANTED_SLOTS.values()))
+    texts: list[Text] = []
+    for locale in LOCALES:
+        fake = Faker(locale)
+        fake.seed_instance(seed + LOCALES.index(locale))
+        for n in range(TEXTS_PER_LOCALE_BLIND):
+            kind = kinds[n % len(kinds)]
+            item = draw(kind, fake, locale, rng)
+            if item is None:
+                item = draw("name", fake, locale, rng)
+                assert item is not None
+            template = rng.choice(templates_blind.PII_TEMPLATES[item.kind])
+            keeper_kind = rng.choice(list(templates_blind.KEEPER_TEMPLATES))
+            keep_template = rng.choice(templates_blind.KEEPER_TEMPLATES[keeper_kind])
+            if rng.random() < 0.5:
+                whole = template + rng.choice(templates_blind.JOINERS) + keep_template
+            else:
+                whole = keep_template + rng.choice(templates_blind.JOINERS) + template
+            values: dict[str, Item | str] = {templates_blind.OWN_SLOT[item.kind]: item}
+            for slot in re.findall(r"\{(\w+)\}", whole):
+                if slot in values:
+                    continue
+                if slot in templates_blind.PLANTED_SLOTS:
+                    other = draw(templates_blind.PLANTED_SLOTS[slot], fake, locale, rng)
+                    assert other is not None  # national ids are never another kind's extra value
+                    values[slot] = other
+                else:
+                    values[slot] = keeper(templates_blind.KEEPER_SLOTS[slot], fake, rng)
+            text, planted, keepers = _fill(whole, values)
+            owner = Faker(locale)
+            owner.seed_instance(rng.randint(0, 10**9))
+            known = [("PERSON", str(owner.name())), ("EMAIL_ADDRESS", str(owner.email()))]
+            texts.append(
+                Text(
+                    id=f"{corpus}-{locale}-{n}",
+                    locale=locale,
+                    language="en",
+                    text=text,
+                    known=known,
+                    planted=[{"kind": i.kind, "value": i.value, "secrets": s} for i, s in planted],
+                    keepers=[{"kind": templates_blind.KEEPER_SLOTS[k], "value": v} for k, v in keepers],
+                )
+            )
+    return texts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", choices=tuple(SEEDS), help="generate only this corpus")
+    args = parser.parse_args(argv)
+    for corpus in [args.corpus] if args.corpus else SEEDS:
+        texts = generate_blind() if corpus == "blind" else generate(corpus)
         path = HERE / f"corpus-{corpus}.jsonl"
         with path.open("w", encoding="utf-8") as out:
             for text in texts:
