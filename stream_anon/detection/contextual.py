@@ -129,7 +129,22 @@ class DateOfBirthDetector:
             return
         for pattern in (self._pattern, self._after):
             for match in pattern.finditer(text, pos, end):
-                yield Finding(self.entity, match.start("date"), match.end("date"))
+                if _calendar_date(match.group("date")):
+                    yield Finding(self.entity, match.start("date"), match.end("date"))
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _calendar_date(written: str) -> bool:
+    """Whether a date written in numbers can be one: a month of 1-12 and a day of 1-31 in some order
+    ("18.24.48" is a version next to a birth word, not a date). Dates with a month name pass."""
+    numbers = [int(n) for n in _NUMBERS.findall(written)]
+    if len(numbers) != 3:
+        return True
+    year_first = len(_NUMBERS.findall(written)[0]) == 4
+    first, second = numbers[1:] if year_first else numbers[:2]
+    return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= second <= 12 and 1 <= first <= 31)
 
 
 class ProfileUrlDetector:
@@ -265,7 +280,9 @@ class OtherScriptNameDetector:
         rf"(?:(?<![\w.,/])\d{{1,6}}(?:[/\-]\d{{1,6}})?,?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
         rf"(?:[ \t]+[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}’'·・ー]*){{0,5}}"
     )
-    _other_word = regex.compile(rf"[{_OTHER_SCRIPT}]+")
+    _other_word = regex.compile(rf"[{_OTHER_SCRIPT}][{_OTHER_SCRIPT}\p{{M}}]*")
+    _spaced_word = regex.compile(r"\S+")
+    _letters = regex.compile(r"\p{L}")
     _product = regex.compile(r"\s+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
     # Weekdays and months: Japanese 曜日, Chinese 星期/礼拜/周 and 月, Hindi -वार and महीने names,
     # Arabic weekdays (names written with the article).
@@ -273,20 +290,31 @@ class OtherScriptNameDetector:
         r".*曜日?|(?:星期|礼拜|周)[一二三四五六日天]|[一二三四五六七八九十]{1,2}月|\p{Devanagari}+वार"
         r"|ال(?:أحد|إثنين|اثنين|ثلاثاء|أربعاء|خميس|جمعة|سبت)|(?:يوم\s+)?(?:الأحد|الاثنين)"
     )
-    _latin_word = regex.compile(r"\p{Latin}+")
+    _latin_word_or_number = regex.compile(r"\p{Latin}+|\d+")
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         if text.isascii():
             return
         end = len(text) if endpos is None else endpos
-        # Words, not letters: a Devanagari name takes twice the code points of a Latin one.
+        # Words, not letters: a Devanagari name takes twice the code points of a Latin one. The text is
+        # written in the other script when its words outnumber the rest (Latin words and numbers).
         other = len(self._other_word.findall(text, pos, end))
-        if not other or other * 2 > len(self._latin_word.findall(text, pos, end)):
+        if not other or other > len(self._latin_word_or_number.findall(text, pos, end)):
             return
         for match in self._run.finditer(text, pos, end):
-            if self._calendar.fullmatch(match.group()) or self._product.match(text, match.end()):
-                continue  # a weekday or month (木曜日, 星期二, सोमवार), or a word of a product's name
-            yield Finding(self.entity, match.start(), match.end())
+            if self._product.match(text, match.end()):
+                continue  # a word of a product's name
+            # Without a weekday or month at either end (木曜日, 星期二, सोमवार): "唐玉英 星期四" is a name
+            # and a day.
+            words = list(self._spaced_word.finditer(match.group()))
+            while words and self._calendar.fullmatch(words[-1].group()):
+                words.pop()
+            while words and self._calendar.fullmatch(words[0].group()):
+                words.pop(0)
+            # A word of more than eight letters is a phrase written without spaces ("注文した商品が
+            # まだ届いていません"), not a name.
+            if words and max(len(self._letters.findall(w.group())) for w in words) <= 8:
+                yield Finding(self.entity, match.start() + words[0].start(), match.start() + words[-1].end())
 
 
 # Capitalized words that start a sentence or stand in a title without being a name.
@@ -406,6 +434,12 @@ _DETERMINERS = frozenset(
 )
 
 
+# Up to two words and a model code after a span ("... Boire K400"): the span is part of a product's name.
+_BEFORE_MODEL_CODE = regex.compile(
+    r"(?:[ \t]+[\p{L}\p{M}'’\-]+){0,2}[ \t]+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b"
+)
+
+
 class CapitalizedNameDetector:
     """Two or three capitalized words in a row (with name particles between them): ``Francesca North``,
     ``Inger Eriksson``, ``Ludwig van der Berg``. Not after a determiner ("the Galaxy Tab"), not before a
@@ -422,7 +456,7 @@ class CapitalizedNameDetector:
     )
     _word = regex.compile(r"[\p{L}\p{M}'’\-]+")
     _before = regex.compile(r"(\p{L}+)[ \t]+$")
-    _product = regex.compile(r"(?:[ \t]+[\p{L}\p{M}'’\-]+){0,2}[ \t]+[A-Z]{0,3}-?\d{2,5}[A-Za-z]{0,2}\b")
+    _product = _BEFORE_MODEL_CODE
 
     def __init__(self) -> None:
         from spacy.lang.en.stop_words import STOP_WORDS
@@ -467,11 +501,14 @@ _COMMON = 10**-4.5
 
 class LowercaseNameDetector:
     """Names written in lower case: two or three words after a word that introduces a person ("spoke to
-    zeynep hübel", "my colleague azeglio castioni", "signed for by brenda cardoso"), or starting a
-    sentence, that are not ordinary English: none is a stop word, at least one is rare in English (not
-    among its ~29,000 commonest words, or nearly so) and none is among its commonest ("tech support",
-    "accounting department" stay); after a word that names a role ("my neighbour kate wells"), none among
-    the ~8,000 commonest is enough. A sentence start needs every word to be rare."""
+    zeynep hübel", "my colleague azeglio castioni", "signed for by brenda cardoso", "name: pietro
+    geisler"), before a predicate that only a person takes ("coluccio badoer and i share", "natalie hale
+    said"), or starting a sentence, that are not ordinary English: none is a stop word, at least one is
+    rare in English (not among its ~29,000 commonest words, or nearly so) and none is among its
+    commonest ("tech support", "accounting department" stay); after a word that names a role ("my
+    neighbour kate wells") or before a person's predicate, none among the ~8,000 commonest is enough. A
+    sentence start needs every word to be rare. In a text written in English, two rare words in a row
+    are a name wherever they stand ("can someone other than erwin oestrovsky help")."""
 
     entity = PERSON
     window = None
@@ -484,13 +521,35 @@ class LowercaseNameDetector:
         r"|representative|technician|courier|driver|manager|supervisor|friend|wife|husband|partner|son"
         r"|daughter|mother|father|mom|mum|dad|brother|sister|boss|cousin|uncle|aunt|roommate|flatmate"
         r"|assistant|owner|nurse|doctor|teacher|ask|asked|told\s+by|spoke\s+(?:to|with)|talked\s+(?:to|with)"
-        r"|signed(?:\s+for)?\s+by|named|called|my\s+name\s+is|this\s+is|dear|hi|hello|hey|thanks)))"
-        r"|(?i:\b(?:to|with|by|and|from|cc|is|am|i'm|it's|yesterday|today|tomorrow|when|because|but|so|then"
-        r"|that|said|told|met|saw|emailed|texted|paid|thanked|contacted|visited|informed)))"
-        r"[ \t]*[,:]?[ \t]+|(?P<start>^|[.!?][ \t]+))"
+        r"|signed(?:\s+for)?\s+by|named|called|my\s+name\s+is|this\s+is|dear|hi|hello|hey|thanks"
+        # a form's label or a message's addressee: "name: ...", "recipient - ...", "tell ... that"
+        r"|(?:full\s+|first\s+|last\s+|user\s+)?name|contact|recipient|addressee|sender|customer|client"
+        r"|patient|tell|thank|remind|email|e-mail|text|message|ping|call|cc|attn)))"
+        r"|(?i:\b(?:to|with|by|and|from|is|am|i'm|it's|yesterday|today|tomorrow|when|because|but|so|then"
+        r"|that|said|told|met|saw|emailed|texted|paid|thanked|contacted|visited|informed|under|whoever"
+        r"|than|for|let|via|per)))"
+        # then a space, a comma or colon, or an opening bracket or quote: "the driver (amber macdonald)"
+        r"(?:[ \t]*[,:\-–—]?[ \t]+|[ \t]*[,:]?[ \t]*[(\[\"“‘'][ \t]*)"
+        # or the start of a sentence, a line or a clause set off by a dash, a slash or a semicolon
+        r"|(?P<start>^|[.!?;][ \t]+|\n[ \t]*|[ \t]+(?:--?|–|—|/|\|)[ \t]+))"
         rf"(?P<name>{_word}(?:[ \t]+{_word}){{1,3}})"
     )
+    # A predicate only a person takes, after two lower-case words (strong), or one that things take
+    # too ("the error message said"), which needs a rare word.
+    _person_after = regex.compile(
+        rf"(?<![\p{{L}}\p{{M}}'’\-])(?P<name>{_word}[ \t]+{_word})(?:[ \t]+(?:(?P<strong>and[ \t]+(?:i|me|my)"
+        r"|told|promised|hung[ \t]+up|replied"
+        # "bob marley from support": someone from a company's department
+        r"|from[ \t]+(?:the[ \t]+|your[ \t]+|our[ \t]+)?(?:support|customer|billing|sales|accounting|accounts"
+        r"|hr|help|service|tech|technical|office|team|warehouse|branch|bank|delivery|shipping))"
+        r"|said|says|wrote|answered|called[ \t]+me|emailed|texted"
+        r"|is[ \t]+my|was[ \t]+my)|(?:'s|’s))(?!\w)"
+    )
     _words = regex.compile(r"[\p{L}\p{M}'’\-]+")
+    # A lower-case word standing alone: not part of an address, a path, an identifier or a URL.
+    _lower_word = regex.compile(
+        r"(?<![\p{L}\p{M}\d'’\-@./_:#])\p{Ll}[\p{Ll}\p{M}]*[\p{Ll}\p{M}](?![\p{L}\p{M}\d@_/'’\-]|\.\w)"
+    )
 
     def __init__(self) -> None:
         from spacy.lang.en.stop_words import STOP_WORDS
@@ -529,6 +588,59 @@ class LowercaseNameDetector:
                 continue
             base = match.start("name")
             yield Finding(self.entity, base + words[0].start(), base + words[-1].end())
+        if frequencies is None:
+            frequencies = _english_frequencies()
+        yield from self._before_predicate(text, pos, end, frequencies)
+        yield from self._rare_pairs(text, pos, end, frequencies)
+
+    def _before_predicate(
+        self, text: str, pos: int, end: int, frequencies: dict[str, float]
+    ) -> Iterator[Finding]:
+        """ "natalie hale said", "mesut pärtzelt and i share": two words before a person's predicate."""
+        for match in self._person_after.finditer(text, pos, end, overlapped=True):
+            words = match.group("name").split()
+            if any(w in self._stop for w in words):
+                continue
+            seen = [frequencies.get(w, 0.0) for w in words]
+            if any(f >= _VERY_COMMON for f in seen):
+                continue
+            strong = match.group("strong") is not None and all(f < _COMMON for f in seen)
+            if strong or any(f < _RARE for f in seen):
+                yield Finding(self.entity, match.start("name"), match.end("name"))
+
+    def _rare_pairs(self, text: str, pos: int, end: int, frequencies: dict[str, float]) -> Iterator[Finding]:
+        """Two or three lower-case words in a row, each rare in English, in a text whose words are
+        mostly English: a name, whatever stands around it. Text in another language is left alone (its
+        words are rare in English without being names)."""
+        words = [w for w in self._lower_word.finditer(text, pos, end) if w.group() not in self._stop]
+        if len(words) < 2:
+            return
+        rare = [frequencies.get(w.group(), 0.0) < _RARE for w in words]
+        if sum(rare) < 2:
+            return
+        every = self._lower_word.findall(text, pos, end)
+        if 3 * sum(frequencies.get(w, 0.0) >= _RARE for w in every) < 2 * len(every):
+            return  # under two thirds of its words are English ones
+        at = 0
+        while at < len(words) - 1:
+            last = at
+            while (
+                last + 1 < len(words)
+                and last - at < 2
+                and rare[last]
+                and rare[last + 1]
+                and _only_blanks(text, words[last].end(), words[last + 1].start())
+            ):
+                last += 1
+            if last > at and not _BEFORE_MODEL_CODE.match(text, words[last].end()):
+                # not "Vert océan moyen Boire K400": lower-case words of a product's name
+                yield Finding(self.entity, words[at].start(), words[last].end())
+            at = last + 1
+
+
+def _only_blanks(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is one run of spaces or tabs (words in a row, not across a comma)."""
+    return end > start and end - start <= 2 and text[start:end].strip(" \t") == ""
 
 
 GRAMMAR = (ObfuscatedEmailDetector(), DateOfBirthDetector(), ProfileUrlDetector())
