@@ -204,6 +204,7 @@ _TYPE_FIRST = (
     "|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|rotonda|incrocio|canale|stretto|vico|rua|travessa"
     "|praça|alameda|estrada|rodovia|vila|recanto|ladeira|lagoa|conjunto|setor|quadra|residencial|passarela"
     "|jardim|parque|loteamento|núcleo|vereda|campo|morro|sítio|chácara|esplanada|viela|praia|trecho|fazenda|lago|viaduto|vale|favela"
+    "|pasadizo|vial|aeroporto|colônia|condomínio|distrito|estação|feira|pátio|trevo|área"
     "|ul\\.|ulica|pl\\.|aleja|al\\.|plac|osiedle|os\\.|skwer|bulwar"
 )
 _GLUED = (
@@ -214,7 +215,7 @@ _GLUED = (
 # Designators that are not English words (and not names): they need no house number.
 _NAMED_ONLY = (
     "rue|boulevard|chemin|allée|impasse|quai|calle|avenida|paseo|pasaje|camino|cañada|carretera|travesía|callejón"
-    "|viale|piazza|corso|vicolo|rua|travessa|praça|alameda|estrada|rodovia|ulica|ul\\.|aleja|plac"
+    "|viale|piazza|corso|vicolo|rua|travessa|praça|alameda|estrada|rodovia|ulica|ul\\.|aleja|plac|pasadizo"
 )
 _WORD = r"[\p{L}][\p{L}\p{M}'’.\-]*"
 _NUMBER = r"\d{1,6}[a-zA-Z]?(?:\s*[/\-]\s*\d{1,5}[a-zA-Z]?)?"
