@@ -4,6 +4,7 @@ plain Presidio, on the same corpus (``generate.py``). One command:
     python -m eval.detection.evaluate                 # the held-out corpus; writes eval/detection/results.md
     python -m eval.detection.evaluate --corpus dev    # the development corpus; writes results-dev.md
     python -m eval.detection.evaluate --corpus blind  # unseen values and templates; writes results-blind.md
+    python -m eval.detection.evaluate --corpus fresh  # templates no detection author saw; results-fresh.md
 
 Plain Presidio's anonymizer is the extra ``.[bench]`` (``pip install -e '.[bench]'``), not the product's.
 
@@ -194,10 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--corpus", choices=("report", "dev", "blind"), default="report")
+    parser.add_argument("--corpus", choices=("report", "dev", "blind", "fresh"), default="report")
     parser.add_argument("--only", choices=("stream-anon", "presidio"), help="run one system (no table)")
     parser.add_argument(
-        "--out", type=Path, help="markdown file to write (default eval/detection/results[-dev|-blind].md)"
+        "--out",
+        type=Path,
+        help="markdown file to write (default eval/detection/results[-dev|-blind|-fresh].md)",
     )
     args = parser.parse_args(argv)
     texts = load(args.corpus)

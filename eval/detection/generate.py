@@ -1,15 +1,17 @@
 """Generates the free-text detection corpus: support-ticket sentences around PII that Faker draws in 15
 locales, and words that must survive.
 
-Three corpora, disjoint in seed and in sentence templates: ``dev`` (what detection was developed against),
+Four corpora, disjoint in seed and in sentence templates: ``dev`` (what detection was developed against),
 ``report`` (held out: values never looked at, templates seen) and ``blind`` (values and templates both
 unseen by the detectors' author: its templates, in ``templates_blind.py``, were written before the
-detection code was read; several values per text, keepers inside the sentences too). Every planted value
+detection code was read; several values per text, keepers inside the sentences too), then its misses were
+fixed; and ``fresh`` (``templates_fresh.py``: templates written by someone who had read neither the
+detection code nor the other corpora's templates, measured once and never tuned on). Every planted value
 is a third party's (the record's own values, also given as ``known``, are other draws), so only text
 detection can find it. Each planted value lists its ``secrets``: the character spans that must not
 survive (a whole name; the local part and domain of an obfuscated email, not its "at"/"dot").
 
-    python -m eval.detection.generate         # rewrites eval/detection/corpus-{dev,report,blind}.jsonl
+    python -m eval.detection.generate         # rewrites eval/detection/corpus-{dev,report,blind,fresh}.jsonl
     python -m eval.detection.generate --corpus blind  # one of them
 """
 
@@ -22,16 +24,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from faker import Faker
 
-from eval.detection import templates_blind
+from eval.detection import templates_blind, templates_fresh
 
 HERE = Path(__file__).parent
-SEEDS = {"dev": 20261206, "report": 7350411, "blind": 90417733}
+SEEDS = {"dev": 20261206, "report": 7350411, "blind": 90417733, "fresh": 61328054}
 TEXTS_PER_LOCALE = 48
-TEXTS_PER_LOCALE_BLIND = 55  # five texts per planted kind
+# The corpora whose templates are in a module of their own, and how many texts each locale gets.
+TEMPLATED = {"blind": (templates_blind, 55), "fresh": (templates_fresh, 110)}  # five / ten per kind
 
 LOCALES = (
     "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR",
@@ -513,41 +517,42 @@ def _fill(
     return text + template[last:], planted, keepers
 
 
-def generate_blind() -> list[Text]:
-    """The blind corpus: ``draw`` and ``keeper`` values (the same code as the other corpora) in the
-    templates of ``templates_blind.py``, each text a PII sentence (maybe with more values and keepers)
-    joined to a keeper sentence."""
-    corpus = "blind"
+def generate_templated(corpus: str) -> list[Text]:
+    """The blind or fresh corpus: ``draw`` and ``keeper`` values (the same code as the other corpora) in
+    the templates of ``templates_<corpus>.py``, each text a PII sentence (maybe with more values and
+    keepers) joined to a keeper sentence."""
+    templates: ModuleType
+    templates, texts_per_locale = TEMPLATED[corpus]
     seed = SEEDS[corpus]
     rng = random.Random(seed)
-    kinds = list(dict.fromkeys(templates_blind.PLANTED_SLOTS.values()))
+    kinds = list(dict.fromkeys(templates.PLANTED_SLOTS.values()))
     texts: list[Text] = []
     for locale in LOCALES:
         fake = Faker(locale)
         fake.seed_instance(seed + LOCALES.index(locale))
-        for n in range(TEXTS_PER_LOCALE_BLIND):
+        for n in range(texts_per_locale):
             kind = kinds[n % len(kinds)]
             item = draw(kind, fake, locale, rng)
             if item is None:
                 item = draw("name", fake, locale, rng)
                 assert item is not None
-            template = rng.choice(templates_blind.PII_TEMPLATES[item.kind])
-            keeper_kind = rng.choice(list(templates_blind.KEEPER_TEMPLATES))
-            keep_template = rng.choice(templates_blind.KEEPER_TEMPLATES[keeper_kind])
+            template = rng.choice(templates.PII_TEMPLATES[item.kind])
+            keeper_kind = rng.choice(list(templates.KEEPER_TEMPLATES))
+            keep_template = rng.choice(templates.KEEPER_TEMPLATES[keeper_kind])
             if rng.random() < 0.5:
-                whole = template + rng.choice(templates_blind.JOINERS) + keep_template
+                whole = template + rng.choice(templates.JOINERS) + keep_template
             else:
-                whole = keep_template + rng.choice(templates_blind.JOINERS) + template
-            values: dict[str, Item | str] = {templates_blind.OWN_SLOT[item.kind]: item}
+                whole = keep_template + rng.choice(templates.JOINERS) + template
+            values: dict[str, Item | str] = {templates.OWN_SLOT[item.kind]: item}
             for slot in re.findall(r"\{(\w+)\}", whole):
                 if slot in values:
                     continue
-                if slot in templates_blind.PLANTED_SLOTS:
-                    other = draw(templates_blind.PLANTED_SLOTS[slot], fake, locale, rng)
+                if slot in templates.PLANTED_SLOTS:
+                    other = draw(templates.PLANTED_SLOTS[slot], fake, locale, rng)
                     assert other is not None  # national ids are never another kind's extra value
                     values[slot] = other
                 else:
-                    values[slot] = keeper(templates_blind.KEEPER_SLOTS[slot], fake, rng)
+                    values[slot] = keeper(templates.KEEPER_SLOTS[slot], fake, rng)
             text, planted, keepers = _fill(whole, values)
             owner = Faker(locale)
             owner.seed_instance(rng.randint(0, 10**9))
@@ -560,7 +565,7 @@ def generate_blind() -> list[Text]:
                     text=text,
                     known=known,
                     planted=[{"kind": i.kind, "value": i.value, "secrets": s} for i, s in planted],
-                    keepers=[{"kind": templates_blind.KEEPER_SLOTS[k], "value": v} for k, v in keepers],
+                    keepers=[{"kind": templates.KEEPER_SLOTS[k], "value": v} for k, v in keepers],
                 )
             )
     return texts
@@ -573,7 +578,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", choices=tuple(SEEDS), help="generate only this corpus")
     args = parser.parse_args(argv)
     for corpus in [args.corpus] if args.corpus else SEEDS:
-        texts = generate_blind() if corpus == "blind" else generate(corpus)
+        texts = generate_templated(corpus) if corpus in TEMPLATED else generate(corpus)
         path = HERE / f"corpus-{corpus}.jsonl"
         with path.open("w", encoding="utf-8") as out:
             for text in texts:
