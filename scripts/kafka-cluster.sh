@@ -5,7 +5,8 @@
 #   - replication factor 3 and min.insync.replicas=2 for every topic, the internal ones included
 #   - clients connect with SASL_SSL (SCRAM-SHA-512) to a TLS certificate from a CA generated here;
 #     brokers and controllers talk to each other over mutual TLS (principal User:kafka-node)
-#   - SCRAM users created when the storage is formatted: admin (super user), worker, analytics, producer
+#   - SCRAM users created when the storage is formatted: admin (super user), worker, analytics, producer,
+#     replay (who runs `stream-anon dlq replay`)
 #   - StandardAuthorizer: no access where no ACL matches (only admin and the nodes are super users)
 #   - ready-to-use client settings per principal in $RUN/clients/: NAME.librdkafka.yaml (librdkafka keys,
 #     usable as stream-anon's kafka_secrets_file) and NAME.java.properties (Java clients, --command-config)
@@ -30,22 +31,19 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${KAFKA_CACHE:-$REPO/.cache/kafka}"
-LIBS="$CACHE/libs"
+SAY_AS=kafka-cluster
+# shellcheck source=lib/kafka-common.sh
+. "$REPO/scripts/lib/kafka-common.sh"
 RUN="${KAFKA_CLUSTER_RUN:-$CACHE/cluster}"
 PORT="${KAFKA_CLUSTER_PORT:-19092}"
 HEAP="${KAFKA_CLUSTER_HEAP_OPTS:--Xms128m -Xmx384m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
-JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 NODES=(1 2 3)
 TLS="$RUN/tls"
 CLIENTS="$RUN/clients"
-USERS=(admin worker analytics producer)
+USERS=(admin worker analytics producer replay)
 NODE_PRINCIPAL="kafka-node"
-
-say() { echo "kafka-cluster: $*"; }
-die() { echo "kafka-cluster: error: $*" >&2; exit 1; }
 
 client_port() { echo $((PORT + $1 - 1)); }
 internal_port() { echo $((PORT + 100 + $1 - 1)); }
@@ -120,46 +118,12 @@ allow.everyone.if.no.acl.found=false
 super.users=User:admin;User:$NODE_PRINCIPAL
 
 # replication: three copies of everything, two in sync to acknowledge a write
-num.partitions=3
-default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
+$(replication_properties 3 2 3)
 unclean.leader.election.enable=false
 
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-group.min.session.timeout.ms=1000
-transaction.max.timeout.ms=900000
-transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
-log.segment.bytes=67108864
-log.retention.check.interval.ms=60000
+$(test_broker_properties)
 PROPS
-  cat >"$RUN/node$n/log4j2.properties" <<L4J
-status = warn
-appender.file.type = RollingFile
-appender.file.name = FILE
-appender.file.fileName = $RUN/node$n/logs/server.log
-appender.file.filePattern = $RUN/node$n/logs/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 2
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.statechange.name = state.change.logger
-logger.statechange.level = WARN
-L4J
+  write_broker_log4j "$RUN/node$n" 2
 }
 
 write_client_settings() {
@@ -191,11 +155,6 @@ JAVA
   done
 }
 
-java_tool() {  # a Kafka command-line tool in the foreground, warnings only
-  "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$CACHE/log4j2-tools.properties" -cp "$LIBS/*" "$@"
-}
-
 format_all() {
   local cluster_id n user scram=()
   for user in "${USERS[@]}"; do
@@ -219,128 +178,41 @@ format_all() {
 
 # --- processes ----------------------------------------------------------------------------------------
 
-node_pid() {  # the pid of node N's JVM when it is alive and runs our config
-  local pid f; f="$(pidfile "$1")"
-  [ -f "$f" ] || return 1
-  pid="$(cat "$f")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $(props "$1")" || return 1
-  echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+node_pid() { broker_pid "$(pidfile "$1")" "$(props "$1")"; }  # node N's JVM, when it runs our config
 
 launch_node() {
   local n="$1" p
   for p in "$(client_port "$n")" "$(internal_port "$n")" "$(controller_port "$n")"; do
-    if port_open "$p"; then die "port $p (node $n) is taken by another process; set KAFKA_CLUSTER_PORT"; fi
+    if port_open "127.0.0.1:$p"; then die "port $p (node $n) is taken by another process; set KAFKA_CLUSTER_PORT"; fi
   done
-  echo "==== $(date -u +%FT%TZ) start" >>"$(node_log "$n")"
-  # shellcheck disable=SC2086  # HEAP is a list of JVM options
-  "$JAVA" $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 \
-    -Djava.awt.headless=true -Dlog4j2.configurationFile="$RUN/node$n/log4j2.properties" \
-    -Dkafka.logs.dir="$RUN/node$n/logs" -cp "$LIBS/*" kafka.Kafka "$(props "$n")" \
-    >>"$(node_log "$n")" 2>&1 </dev/null 9>&- &
-  echo $! >"$(pidfile "$n")"
+  start_broker_jvm "$(props "$n")" "$RUN/node$n" "$(node_log "$n")" "$(pidfile "$n")" "$HEAP" \
+    -XX:TieredStopAtLevel=1
 }
 
-python_with_client() {
-  local py
-  for py in "$REPO/.venv/bin/python" python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import confluent_kafka, yaml' 2>/dev/null; then
-      echo "$py"; return 0
+# Ready: as admin over SASL_SSL, all BROKERS (default 3) are in the metadata, a topic with that many in-sync
+# replicas takes an acks=all write that reads back, a group commits, and a transaction commits.
+round_trip() {  # round_trip [BROKERS]
+  local py; py="$(python_with yaml)" || die "a Python with confluent_kafka and PyYAML is needed (scripts/setup.sh)"
+  client_round_trip "$py" --client-settings "$CLIENTS/admin.librdkafka.yaml" --topic _kafka_cluster_ready \
+    --brokers "${1:-3}"
+}
+
+nodes_alive() {  # dies when a node we started exited
+  local n
+  for n in "${NODES[@]}"; do
+    if [ -f "$(pidfile "$n")" ] && ! node_pid "$n" >/dev/null; then
+      tail -30 "$(node_log "$n")" "$RUN/node$n/logs/server.log" >&2 2>/dev/null || true
+      die "node $n exited during startup (log above; full logs in $RUN/node$n/logs)"
     fi
   done
-  return 1
-}
-
-# Ready: as admin over SASL_SSL, all three brokers are in the metadata, a topic with three in-sync replicas
-# takes an acks=all write that reads back, a group commits, and a transaction commits.
-round_trip() {
-  local py; py="$(python_with_client)" || die "a Python with confluent_kafka and PyYAML is needed (scripts/setup.sh)"
-  "$py" - "$CLIENTS/admin.librdkafka.yaml" "${1:-3}" <<'PY'
-import sys, time, uuid
-import yaml
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-conf = {**yaml.safe_load(open(sys.argv[1])), "log_level": 0}
-want = int(sys.argv[2])
-topic = "_kafka_cluster_ready"
-admin = AdminClient(conf)
-md = admin.list_topics(timeout=10)
-if len(md.brokers) < want:
-    sys.exit(f"{len(md.brokers)} of {want} brokers in the metadata")
-if topic not in md.topics:
-    try:
-        admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(15)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-    md = admin.list_topics(topic, timeout=10)
-isr = md.topics[topic].partitions[0].isrs
-if len(isr) < want:
-    sys.exit(f"check topic has {len(isr)} in-sync replicas, want {want}")
-delivered = []
-p = Producer({**conf, "acks": "all"})
-p.produce(topic, b"ping", on_delivery=lambda err, msg: delivered.append((err, msg)))
-if p.flush(15) or not delivered or delivered[0][0] is not None:
-    sys.exit(f"produce failed: {delivered[0][0] if delivered else 'no delivery report'}")
-c = Consumer({**conf, "group.id": "_kafka_cluster_ready", "enable.auto.commit": False})
-c.assign([TopicPartition(topic, 0, delivered[0][1].offset())])
-msg, deadline = None, time.monotonic() + 15
-while time.monotonic() < deadline:
-    msg = c.poll(0.5)
-    if msg is not None and not msg.error():
-        break
-if msg is None or msg.error() or msg.value() != b"ping":
-    sys.exit("consume failed: the produced record did not come back")
-c.commit(message=msg, asynchronous=False)
-c.close()
-tp = Producer({**conf, "transactional.id": f"_kafka_cluster_ready-{uuid.uuid4().hex[:12]}"})
-tp.init_transactions(30)
-tp.begin_transaction()
-tp.produce(topic, b"txn")
-tp.commit_transaction(30)
-PY
 }
 
 wait_ready() {  # wait_ready [BROKERS]
-  local deadline=$((SECONDS + START_TIMEOUT)) err="$RUN/ready.err" n
-  say "waiting for the cluster at $(bootstrap) to answer (timeout ${START_TIMEOUT}s)"
-  while :; do
-    for n in "${NODES[@]}"; do
-      if [ -f "$(pidfile "$n")" ] && ! node_pid "$n" >/dev/null; then
-        tail -30 "$(node_log "$n")" "$RUN/node$n/logs/server.log" >&2 2>/dev/null || true
-        die "node $n exited during startup (log above; full logs in $RUN/node$n/logs)"
-      fi
-    done
-    if round_trip "${1:-3}" 2>"$err"; then
-      say "ready: $(bootstrap) after ${SECONDS}s (SASL_SSL as admin: ${1:-3} brokers, replicated write, group commit, transaction)"
-      return 0
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      cat "$err" >&2 || true
-      die "the cluster did not answer within ${START_TIMEOUT}s"
-    fi
-    sleep 2
-  done
+  wait_until_ready "the cluster at $(bootstrap)" "$START_TIMEOUT" 2 "$RUN/ready.err" nodes_alive round_trip "${1:-3}"
+  say "ready: $(bootstrap) after ${SECONDS}s (SASL_SSL as admin: ${1:-3} brokers, replicated write, group commit, transaction)"
 }
 
-signal_and_wait() {  # signal_and_wait PID SIGNAL TIMEOUT_SECONDS
-  kill "-$2" "$1" 2>/dev/null || return 0
-  local deadline=$((SECONDS + $3))
-  while kill -0 "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
-
-lock() {
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/.cluster.lock"
-  flock -w 600 9 || die "another kafka-cluster.sh held the lock for 10 minutes"
-}
+lock() { take_lock "$CACHE/.cluster.lock"; }
 
 valid_node() { [[ "${1:-}" =~ ^[123]$ ]] || die "a node number is needed: 1, 2 or 3"; }
 
@@ -356,13 +228,7 @@ cmd_start() {
     return 0
   fi
   [ "$running" = 0 ] || die "only $running of 3 nodes run; stop them first (scripts/kafka.sh stop --cluster)"
-  "$REPO/scripts/kafka.sh" fetch
-  if [ ! -f "$CACHE/log4j2-tools.properties" ]; then
-    printf '%s\n' 'status = warn' 'appender.err.type = Console' 'appender.err.name = ERR' \
-      'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' \
-      'appender.err.layout.pattern = %p %m (%c)%n' 'rootLogger.level = WARN' \
-      'rootLogger.appenderRef.err.ref = ERR' >"$CACHE/log4j2-tools.properties"
-  fi
+  fetch
   rm -rf "$RUN"
   mkdir -p "$RUN" "$CLIENTS"
   make_tls
@@ -448,6 +314,6 @@ case "${1:-}" in
   start-node) cmd_start_node "${2:-}" ;;
   pid) cmd_pid "${2:-}" ;;
   controller) cmd_controller ;;
-  -h | --help | help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
-  *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h | --help | help) usage_of "${BASH_SOURCE[0]}" ;;
+  *) usage_of "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

@@ -35,9 +35,9 @@ for arg in "$@"; do
 done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-POM="$REPO/scripts/kafka/pom.xml"
-CACHE="${KAFKA_CACHE:-$REPO/.cache/kafka}"
-LIBS="$CACHE/libs"
+SAY_AS=kafka.sh
+# shellcheck source=lib/kafka-common.sh
+. "$REPO/scripts/lib/kafka-common.sh"
 RUN="${KAFKA_RUN:-$CACHE/run}"
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-9093}"
@@ -48,10 +48,6 @@ LOG="$RUN/logs/server.out"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-60}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
-JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-
-say() { echo "kafka.sh: $*"; }
-die() { echo "kafka.sh: error: $*" >&2; exit 1; }
 CHECKED=""
 
 # An address someone configured that is not our own broker's: we only ever check it.
@@ -63,57 +59,6 @@ for candidate in "${STREAM_ANON_BOOTSTRAP_SERVERS:-}" "${KAFKA_BOOTSTRAP_SERVERS
   esac
 done
 BOOT="${EXTERNAL:-$OWN_BOOT}"
-
-# --- jars ---------------------------------------------------------------------------------------------
-
-fetch() {
-  if [ -n "${KAFKA_HOME:-}" ]; then
-    [ -x "$KAFKA_HOME/bin/kafka-server-start.sh" ] || die "KAFKA_HOME=$KAFKA_HOME has no bin/kafka-server-start.sh"
-    return 0
-  fi
-  local stamp; stamp="$(sha256sum "$POM" | cut -c1-16)"
-  [ -f "$LIBS/.resolved-$stamp" ] && return 0
-  command -v mvn >/dev/null || die "Maven (mvn) is needed to resolve Kafka's jars from Maven Central"
-  say "resolving Kafka jars from Maven Central with Maven (first run: a minute or two)..."
-  mkdir -p "$CACHE"
-  local fresh="$CACHE/libs.new"
-  rm -rf "$fresh"
-  if ! mvn -B -ntp -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$fresh" >"$CACHE/mvn.log" 2>&1; then
-    grep -E 'ERROR|BUILD' "$CACHE/mvn.log" >&2 || tail -30 "$CACHE/mvn.log" >&2
-    die "mvn could not resolve the jars (full log: $CACHE/mvn.log)"
-  fi
-  ls "$fresh"/kafka_2.13-*.jar "$fresh"/kafka-tools-*.jar "$fresh"/log4j-slf4j-impl-*.jar >/dev/null \
-    || die "resolved jars are incomplete"
-  [ "$(find "$fresh" -name 'slf4j-api-*.jar' | wc -l)" = 1 ] || die "more than one slf4j-api jar resolved"
-  # A broker may be running from the old directory: replace it only when the jars really differ.
-  if [ -d "$LIBS" ] && diff -rq -x '.resolved-*' "$LIBS" "$fresh" >/dev/null 2>&1; then
-    rm -rf "$fresh"
-  else
-    rm -rf "$LIBS.old"
-    if [ -d "$LIBS" ]; then mv "$LIBS" "$LIBS.old"; fi
-    mv "$fresh" "$LIBS"
-    rm -rf "$LIBS.old"
-  fi
-  rm -f "$LIBS"/.resolved-*
-  touch "$LIBS/.resolved-$stamp"
-  say "jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) files)"
-}
-
-# java_tool CLASS ARGS...: a Kafka command-line tool (never the broker) in the foreground, warnings only
-java_tool() {
-  local l4j="$CACHE/log4j2-tools.properties"
-  if [ ! -f "$l4j" ]; then
-    mkdir -p "$CACHE"
-    printf '%s\n' 'status = warn' 'appender.err.type = Console' 'appender.err.name = ERR' \
-      'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' \
-      'appender.err.layout.pattern = %p %m (%c)%n' 'rootLogger.level = WARN' \
-      'rootLogger.appenderRef.err.ref = ERR' >"$l4j"
-  fi
-  # shellcheck disable=SC2086  # TOOL_JVM_OPTS is a list of JVM options
-  "$JAVA" -Xmx512m ${TOOL_JVM_OPTS--XX:+UseSerialGC -XX:TieredStopAtLevel=1} -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$l4j" -cp "$LIBS/*" "$@"
-}
 
 # --- configuration ------------------------------------------------------------------------------------
 
@@ -130,50 +75,10 @@ inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$RUN/data
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-# the worker creates or expects its topics; a typo must not create one silently
-auto.create.topics.enable=false
-# tests form groups and fence producers quickly
-group.initial.rebalance.delay.ms=0
-group.min.session.timeout.ms=1000
-# producers may ask for transaction.timeout.ms up to 15 minutes
-transaction.max.timeout.ms=900000
-transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
-# small segments keep the data directory of a test cluster small
-log.segment.bytes=67108864
-log.retention.check.interval.ms=60000
+$(replication_properties 1 1 1)
+$(test_broker_properties)
 PROPS
-  cat >"$RUN/log4j2.properties" <<L4J
-status = warn
-appender.file.type = RollingFile
-appender.file.name = FILE
-appender.file.fileName = $RUN/logs/server.log
-appender.file.filePattern = $RUN/logs/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 3
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.statechange.name = state.change.logger
-logger.statechange.level = WARN
-logger.cleaner.name = kafka.log.LogCleaner
-logger.cleaner.level = WARN
-L4J
+  write_broker_log4j "$RUN" 3
 }
 
 format_storage() {
@@ -193,16 +98,7 @@ format_storage() {
 # --- the broker process -------------------------------------------------------------------------------
 
 # The pid in our pid file, when that process is alive and is the broker started with our config.
-our_pid() {
-  local pid
-  [ -f "$PIDFILE" ] || return 1
-  pid="$(cat "$PIDFILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $PROPS" || return 1
-  echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+our_pid() { broker_pid "$PIDFILE" "$PROPS"; }
 
 ports_free() {
   if port_open "$OWN_BOOT" || port_open "127.0.0.1:$CPORT"; then
@@ -214,76 +110,16 @@ ports_free() {
 launch() {
   ports_free
   say "starting the broker on $OWN_BOOT (controller 127.0.0.1:$CPORT), log $LOG"
-  echo "==== $(date -u +%FT%TZ) start" >>"$LOG"
-  # Both launchers end in `exec java`, so $! is the broker JVM itself. fd 9 (the lock) is not inherited.
   if [ -n "${KAFKA_HOME:-}" ]; then
+    echo "==== $(date -u +%FT%TZ) start" >>"$LOG"
+    # the launcher ends in `exec java`, so $! is the broker JVM itself. fd 9 (the lock) is not inherited.
     KAFKA_HEAP_OPTS="$HEAP" LOG_DIR="$RUN/logs" \
       "$KAFKA_HOME/bin/kafka-server-start.sh" "$PROPS" >>"$LOG" 2>&1 </dev/null 9>&- &
+    echo $! >"$PIDFILE"
   else
-    # shellcheck disable=SC2086  # HEAP is a list of JVM options
-    "$JAVA" $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-      -Djava.awt.headless=true -Dlog4j2.configurationFile="$RUN/log4j2.properties" \
-      -Dkafka.logs.dir="$RUN/logs" -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null 9>&- &
+    start_broker_jvm "$PROPS" "$RUN" "$LOG" "$PIDFILE" "$HEAP"
   fi
-  echo $! >"$PIDFILE"
   wait_ready
-}
-
-python_with_client() {
-  local py
-  for py in "$REPO/.venv/bin/python" python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import confluent_kafka' 2>/dev/null; then
-      echo "$py"; return 0
-    fi
-  done
-  return 1
-}
-
-# One real client round trip: metadata, create the check topic, produce and consume it back with a
-# committed group offset (so __consumer_offsets exists), and a transactional produce (so
-# __transaction_state exists and the transaction coordinator answers).
-round_trip_python() {
-  "$1" - "$BOOT" <<'PY'
-import sys, time, uuid
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-boot = sys.argv[1]
-topic, quiet = "_kafka_sh_ready", {"bootstrap.servers": boot, "log_level": 0}
-admin = AdminClient(quiet)
-md = admin.list_topics(timeout=10)
-if not md.brokers:
-    sys.exit("no brokers in the metadata")
-if topic not in md.topics:
-    try:
-        admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(15)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-delivered = []
-p = Producer({**quiet, "acks": "all"})
-p.produce(topic, b"ping", on_delivery=lambda err, msg: delivered.append((err, msg)))
-if p.flush(15) or not delivered or delivered[0][0] is not None:
-    sys.exit(f"produce failed: {delivered[0][0] if delivered else 'no delivery report'}")
-offset = delivered[0][1].offset()
-c = Consumer({**quiet, "group.id": "_kafka_sh_ready", "enable.auto.commit": False})
-c.assign([TopicPartition(topic, 0, offset)])
-msg, deadline = None, time.monotonic() + 15
-while time.monotonic() < deadline:
-    msg = c.poll(0.5)
-    if msg is not None and not msg.error():
-        break
-if msg is None or msg.error() or msg.value() != b"ping":
-    sys.exit("consume failed: the produced record did not come back")
-c.commit(message=msg, asynchronous=False)
-c.close()
-# a transactional id of its own: concurrent checks must not fence each other
-tp = Producer({**quiet, "transactional.id": f"_kafka_sh_ready-{uuid.uuid4().hex[:12]}"})
-tp.init_transactions(30)
-tp.begin_transaction()
-tp.produce(topic, b"txn")
-tp.commit_transaction(30)
-PY
 }
 
 # Without a Python client: the same round trip with Kafka's Java tools (slower, a JVM per step).
@@ -297,46 +133,31 @@ round_trip_java() {
 
 round_trip() {
   local py
-  if py="$(python_with_client)"; then
+  if py="$(python_with)"; then
     CHECKED="produce, consume, group commit and a transaction work"
-    round_trip_python "$py"
+    client_round_trip "$py" --bootstrap "$BOOT" --topic _kafka_sh_ready
   else
     CHECKED="topic creation and a transactional produce work (Java tools: no Python client found)"
     round_trip_java
   fi
 }
 
-# Ready means a client round trip succeeds, not that the port is open.
-wait_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT)) pid="" err="$RUN/logs/ready.err"
-  if [ -z "$EXTERNAL" ]; then pid="$(cat "$PIDFILE")"; fi
-  mkdir -p "$RUN/logs"
-  say "waiting for the broker at $BOOT to answer (timeout ${START_TIMEOUT}s)"
-  while :; do
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      tail -40 "$LOG" "$RUN/logs/server.log" >&2 2>/dev/null || true
-      rm -f "$PIDFILE"
-      die "the broker exited during startup (log above; full log in $RUN/logs)"
-    fi
-    if port_open "${BOOT%%,*}" && round_trip 2>"$err"; then
-      say "ready: $BOOT after ${SECONDS}s ($CHECKED)"
-      return 0
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      cat "$err" >&2 || true
-      die "the broker at $BOOT did not answer within ${START_TIMEOUT}s"
-    fi
-    sleep 1
-  done
+broker_alive() {  # dies when the broker we started exited
+  local pid
+  [ -z "$EXTERNAL" ] || return 0
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    tail -40 "$LOG" "$RUN/logs/server.log" >&2 2>/dev/null || true
+    rm -f "$PIDFILE"
+    die "the broker exited during startup (log above; full log in $RUN/logs)"
+  fi
 }
 
-signal_and_wait() {  # signal_and_wait PID SIGNAL TIMEOUT_SECONDS
-  kill "-$2" "$1" 2>/dev/null || return 0
-  local deadline=$((SECONDS + $3))
-  while kill -0 "$1" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
+broker_answers() { port_open "${BOOT%%,*}" && round_trip; }
+
+wait_ready() {
+  wait_until_ready "the broker at $BOOT" "$START_TIMEOUT" 1 "$RUN/logs/ready.err" broker_alive broker_answers
+  say "ready: $BOOT after ${SECONDS}s ($CHECKED)"
 }
 
 stop_ours() {
@@ -369,11 +190,7 @@ refuse_external() {
 }
 
 # Serialize start/stop across concurrent callers (tests of several sessions share one broker).
-lock() {
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/.lock"
-  flock -w 600 9 || die "another kafka.sh held the lock for 10 minutes"
-}
+lock() { take_lock "$CACHE/.lock"; }
 
 # --- subcommands --------------------------------------------------------------------------------------
 
@@ -473,9 +290,7 @@ cmd_perf() {
   "${topics[@]}" --bootstrap-server "$BOOT" --delete --topic "$topic" >/dev/null
 }
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
-}
+usage() { usage_of "${BASH_SOURCE[0]}"; }
 
 case "${1:-}" in
   fetch) cmd_fetch ;;

@@ -1,4 +1,5 @@
-"""The least-privilege Kafka ACLs of a worker and of an analytics reader, computed from the settings.
+"""The least-privilege Kafka ACLs of a worker, of the dead-letter replay and of an analytics reader,
+computed from the settings.
 
 One source for three uses: ``stream-anon acls`` prints them, the worker checks at start-up that it holds
 them (``missing_rights``), and the cluster tests grant exactly them. docs/security.md gives the reasoning
@@ -104,18 +105,68 @@ def worker_acls(settings: Settings, principal: str = DEFAULT_WORKER_PRINCIPAL) -
     return acls
 
 
+def replay_acls(settings: Settings, principal: str, group: str) -> list[Acl]:
+    """What ``stream-anon dlq replay --group GROUP`` needs: read the dead letters, write them back to the
+    worker's input topics (the only topics a replay writes), and commit its position in the same
+    transaction as those writes. A principal of its own: the worker must not write the raw topics."""
+    check_principal(principal)
+    acls = [
+        Acl(
+            principal,
+            "TOPIC",
+            settings.dlq_topic,
+            "LITERAL",
+            "READ",
+            "read the dead letters (implies DESCRIBE: metadata, end offsets)",
+        ),
+        Acl(
+            principal,
+            "GROUP",
+            group,
+            "LITERAL",
+            "READ",
+            "fetch the replay's committed position and commit the next one (in the transaction)",
+        ),
+    ]
+    acls += [
+        Acl(
+            principal,
+            "TOPIC",
+            t,
+            "LITERAL",
+            "WRITE",
+            "put replayed records back on their source topic (implies DESCRIBE: partition count)",
+        )
+        for t in settings.input_topics
+    ]
+    acls.append(
+        Acl(
+            principal,
+            "TRANSACTIONAL_ID",
+            group,
+            "LITERAL",
+            "WRITE",
+            "one transaction per batch: the replayed records and the replay's offsets, or nothing",
+        )
+    )
+    return acls
+
+
 def reader_acls(
     settings: Settings,
     principal: str = DEFAULT_READER_PRINCIPAL,
     group_prefix: str = DEFAULT_READER_GROUP_PREFIX,
+    replay_group: str | None = None,
 ) -> list[Acl]:
     """A read-only consumer of the sanitized topic: never the raw or dead-letter topics (the dead
-    letters carry the raw record), never the worker's group (committing there would skip raw records)."""
+    letters carry the raw record), never the worker's group nor the replay's (committing there would
+    skip raw records or dead letters)."""
     check_principal(principal)
-    if settings.group_id.startswith(group_prefix):
-        raise ValueError(
-            f"reader group prefix {group_prefix!r} would also match the worker's group {settings.group_id!r}"
-        )
+    for whose, group in (("worker", settings.group_id), ("replay", replay_group)):
+        if group is not None and group.startswith(group_prefix):
+            raise ValueError(
+                f"reader group prefix {group_prefix!r} would also match the {whose}'s group {group!r}"
+            )
     return [
         Acl(principal, "TOPIC", settings.output_topic, "LITERAL", "READ", "consume sanitized records"),
         Acl(principal, "GROUP", group_prefix, "PREFIXED", "READ", "its own consumer groups, by prefix"),

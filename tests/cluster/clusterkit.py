@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -27,12 +26,12 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from tickets import SCHEMAS
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kafka-cluster.sh"
 RUN = Path(os.environ.get("KAFKA_CLUSTER_RUN", REPO / ".cache" / "kafka" / "cluster"))
 CLIENTS = RUN / "clients"
-TICKET_SCHEMAS = REPO / "tests" / "faults" / "schemas"
 
 
 def unique(prefix: str) -> str:
@@ -40,7 +39,8 @@ def unique(prefix: str) -> str:
 
 
 def client(principal: str, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings of a principal (admin, worker, analytics, producer), as the script wrote them."""
+    """librdkafka settings of a principal (admin, worker, analytics, producer, replay), as the script
+    wrote them."""
     conf: dict[str, Any] = yaml.safe_load((CLIENTS / f"{principal}.librdkafka.yaml").read_text())
     return {**conf, "log_level": 0, **extra}
 
@@ -145,8 +145,9 @@ def wait_acls_applied() -> None:
     time.sleep(1.5)
 
 
-def worker_acls(config: Path, principal: str = "User:worker") -> list[dict[str, Any]]:
-    """The ACLs `stream-anon acls` prints for this configuration (the command under test)."""
+def worker_acls(config: Path, principal: str = "User:worker", *options: str) -> list[dict[str, Any]]:
+    """The ACLs `stream-anon acls` prints for this configuration (the command under test), with the
+    reader User:analytics and ``options`` (e.g. --replay-principal)."""
     done = subprocess.run(
         [
             sys.executable,
@@ -161,6 +162,7 @@ def worker_acls(config: Path, principal: str = "User:worker") -> list[dict[str, 
             "User:analytics",
             "--format",
             "json",
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -192,7 +194,7 @@ class Scenario:
             "output_topic": out,
             "dlq_topic": dlq,
             "group_id": group,
-            "schemas_dir": str(TICKET_SCHEMAS),
+            "schemas_dir": str(SCHEMAS),
             "output_key": "keep",
             "metrics_port": 0,
             "batch_size": 200,
@@ -230,47 +232,6 @@ def run_worker(config: Path, timeout_s: float, *args: str) -> subprocess.Complet
         timeout=timeout_s,
         check=False,
     )
-
-
-class TicketProducer(threading.Thread):
-    """Writes ``count`` ticket records as User:producer at about ``rate`` per second; survives failovers
-    (idempotent, acks=all, a long message timeout): a failover may delay a record, never drop or repeat it."""
-
-    def __init__(self, topic: str, count: int, rate: float, first: int = 0) -> None:
-        super().__init__(daemon=True, name=f"producer-{topic}")
-        from faultkit import TICKET, ticket  # the fault scenarios' record shape
-        from kafkatools import Framer
-
-        self.topic, self.count, self.rate, self.first = topic, count, rate, first
-        self.framer, self.ticket = Framer(TICKET), ticket
-        self.sent = 0
-        self.failed: list[str] = []
-
-    def run(self) -> None:
-        producer = Producer(
-            client("producer", **{"enable.idempotence": True, "linger.ms": 10, "message.timeout.ms": 600_000})
-        )
-
-        def report(err: Any, _msg: Any) -> None:
-            if err is not None:
-                self.failed.append(err.name())
-
-        start = time.monotonic()
-        for i in range(self.first, self.first + self.count):
-            delay = start + (i - self.first) / self.rate - time.monotonic()
-            if delay > 0:
-                producer.poll(delay)
-            while True:
-                try:
-                    value = self.framer(self.ticket(i))
-                    producer.produce(self.topic, value, f"k{i}".encode(), on_delivery=report)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-            self.sent += 1
-        remaining = producer.flush(600)
-        if remaining:
-            self.failed.append(f"{remaining} not delivered")
 
 
 def read_committed(

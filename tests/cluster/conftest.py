@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-# clusterkit and faultkit (the ticket records) import as top-level modules under any import mode
+# clusterkit imports as a top-level module under any import mode (tests/conftest.py adds tests/ itself)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faults"))
 
 from clusterkit import SCRIPT
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from clusterkit import (
     Scenario,
-    TicketProducer,
     active_controller,
     audit,
+    client,
     grant,
     grant_simple,
     leader_of,
@@ -23,6 +23,7 @@ from clusterkit import (
     wait_until,
     worker_acls,
 )
+from tickets import PacedProducer
 
 COUNT = 3000
 RATE = 150.0  # records per second: the stream lasts ~20 s, long enough to fail over in its middle
@@ -32,7 +33,7 @@ def sanitized_so_far(s: Scenario) -> int:
     return len(read_committed(s.out, idle_s=1))
 
 
-Disruption = Callable[[Scenario, TicketProducer], None]
+Disruption = Callable[[Scenario, PacedProducer], None]
 
 
 class Supervisor:
@@ -64,7 +65,7 @@ def run_stream(tmp_path: Path, disrupt: Disruption, count: int = COUNT, rate: fl
     grant(*worker_acls(s.config))
     grant_simple("User:producer", "TOPIC", s.raw, "WRITE")
     supervisor = Supervisor(s.config, tmp_path / "worker.log")
-    producer = TicketProducer(s.raw, count, rate)
+    producer = PacedProducer(client("producer"), s.raw, count, rate)
 
     def progressed(n: int) -> bool:
         supervisor.check()
@@ -93,7 +94,7 @@ def run_stream(tmp_path: Path, disrupt: Disruption, count: int = COUNT, rate: fl
     )
 
 
-def kill_and_restart(node: int, producer: TicketProducer) -> None:
+def kill_and_restart(node: int, producer: PacedProducer) -> None:
     assert producer.is_alive(), "the stream ended before the failover: not mid-stream"
     script("kill-node", str(node))
     time.sleep(8)  # the stream runs on two nodes for a while: new leaders, shrunken ISRs
@@ -102,7 +103,7 @@ def kill_and_restart(node: int, producer: TicketProducer) -> None:
 
 @pytest.mark.parametrize("role", ["raw-leader", "sanitized-leader", "controller"])
 def test_sigkill_of_a_leader_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, role: str) -> None:
-    def disrupt(s: Scenario, producer: TicketProducer) -> None:
+    def disrupt(s: Scenario, producer: PacedProducer) -> None:
         node = {
             "raw-leader": lambda: leader_of(s.raw, 0),
             "sanitized-leader": lambda: leader_of(s.out, 0),
@@ -114,7 +115,7 @@ def test_sigkill_of_a_leader_mid_stream_loses_and_duplicates_nothing(tmp_path: P
 
 
 def test_rolling_restart_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    def disrupt(_s: Scenario, producer: TicketProducer) -> None:
+    def disrupt(_s: Scenario, producer: PacedProducer) -> None:
         for node in (1, 2, 3):
             assert producer.is_alive(), f"the stream ended before node {node} restarted: not under load"
             script("stop-node", str(node))  # SIGTERM: a controlled shutdown moves its leaders first

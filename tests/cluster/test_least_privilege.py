@@ -1,14 +1,18 @@
 """A worker holding only the ACLs `stream-anon acls` prints sanitizes exactly once; without any one of them
-it stops at once naming the missing right; other principals are refused what they do not need."""
+it stops at once naming the missing right; other principals are refused what they do not need; the
+dead-letter replay works with only the ACLs printed for it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from clusterkit import (
+    CLIENTS,
     Scenario,
-    TicketProducer,
     audit,
     client,
     grant,
@@ -20,19 +24,21 @@ from clusterkit import (
     start_worker,
     wait_until,
     worker_acls,
+    worker_env,
 )
 from confluent_kafka import KafkaError, KafkaException, Producer
+from tickets import PacedProducer
 
 
 @pytest.fixture(autouse=True)
 def clean_acls() -> None:
-    for principal in ("User:worker", "User:analytics", "User:producer"):
+    for principal in ("User:worker", "User:analytics", "User:producer", "User:replay"):
         revoke_all(principal)
 
 
 def fill(s: Scenario, count: int, first: int = 0) -> None:
     grant_simple("User:producer", "TOPIC", s.raw, "WRITE")
-    producer = TicketProducer(s.raw, count, rate=1e9, first=first)
+    producer = PacedProducer(client("producer"), s.raw, count, rate=1e9, first=first)
     producer.run()
     assert not producer.failed, producer.failed
 
@@ -136,3 +142,58 @@ def test_principals_are_refused_what_they_do_not_need(tmp_path: Path) -> None:
     p.flush(20)
     assert delivered and delivered[0] is not None
     assert delivered[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_dead_letter_replay_with_only_its_printed_acls_puts_the_dead_letters_back(
+    tmp_path: Path,
+) -> None:
+    s = Scenario.create(tmp_path)
+    fill(s, 20)
+    bad = [f"not a framed record {i}".encode() for i in range(5)]
+    p = Producer(client("producer"))
+    for i, value in enumerate(bad):
+        p.produce(s.raw, value, f"bad{i}".encode())
+    assert p.flush(30) == 0
+    grant(*worker_acls(s.config))
+    assert run_worker(s.config, 120, "--until-idle", "5").returncode == 0
+    assert len(read_committed(s.dlq)) == 5
+
+    # the replay's own principal, with exactly what `stream-anon acls --replay-principal` prints for it
+    printed = worker_acls(s.config, "User:worker", "--replay-principal", "User:replay")
+    replay_rights = [e for e in printed if e["principal"] == "User:replay"]
+    assert {(e["resource_type"], e["operation"]) for e in replay_rights} == {
+        ("TOPIC", "READ"),
+        ("GROUP", "READ"),
+        ("TOPIC", "WRITE"),
+        ("TRANSACTIONAL_ID", "WRITE"),
+    }
+    grant(*replay_rights)
+    config = tmp_path / "replay.yaml"
+    settings = yaml.safe_load(s.config.read_text())
+    config.write_text(
+        yaml.safe_dump({**settings, "kafka_secrets_file": str(CLIENTS / "replay.librdkafka.yaml")})
+    )
+    done = replay(config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "replayed 5 of 5 record(s) read" in done.stdout
+
+    raw = read_committed(s.raw)
+    replayed = [m for m in raw if dict(m.headers() or []).get("stream-anon.replay.count") == b"1"]
+    assert sorted(m.value() for m in replayed) == sorted(bad)
+    assert len(raw) == 20 + 5 + 5
+    # its position is committed with the writes: run again, nothing is replayed twice
+    again = replay(config)
+    assert again.returncode == 0 and "replayed 0 of 0 record(s) read" in again.stdout, again.stdout
+    # and it holds nothing beyond the replay: not the sanitized records
+    assert refused_read("replay", s.out).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def replay(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_anon", "dlq", "replay", "--config", str(config)],
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )

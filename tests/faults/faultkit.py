@@ -1,12 +1,12 @@
-"""Shared parts of the fault scenarios: a light ticket schema, a paced producer, the exactly-once audit,
-the worker's probes and memory, and a second broker of our own for the scenario that stops it."""
+"""Shared parts of the fault scenarios: the exactly-once audit, the worker's probes and memory, and a
+second broker of our own for the scenario that stops it. The ticket records and their paced producer are
+in tests/tickets.py (the cluster scenarios write them too)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -23,31 +23,9 @@ from typing import Any
 
 import kafkatools
 import psutil
-from confluent_kafka import Consumer, Producer, TopicPartition
-from kafkatools import REPO, Framer, Read, unique
-
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
-TICKET = json.loads((SCHEMAS / "ticket.avsc").read_text())
-
-
-def ticket(i: int, **overrides: Any) -> dict[str, Any]:
-    """A valid record with PII in the annotated fields; every value is unique to ``i``."""
-    return {
-        "id": f"t{i}",
-        "seq": i,
-        "name": f"Marisol Quintanilla{i}",
-        "email": f"marisol.q{i}@example.com",
-        "ip": f"198.51.{i % 250}.{(i * 7) % 250 + 1}",
-        "minutes": float(i % 90),
-        "score": (i % 100) / 7,
-        "note": "all good",
-        "blob": "",
-        **overrides,
-    }
-
-
-def pii_values(record: dict[str, Any]) -> list[str]:
-    return [record["name"], record["email"], record["ip"]]
+from confluent_kafka import Consumer, TopicPartition
+from kafkatools import REPO, Read, unique
+from tickets import SCHEMAS
 
 
 @contextlib.contextmanager
@@ -80,50 +58,6 @@ def fault_env(raw: str, out: str, dlq: str, **settings: Any) -> dict[str, str]:
     base.update(settings)
     env: dict[str, str] = kafkatools.worker_env(**base)
     return env
-
-
-class PacedProducer(threading.Thread):
-    """Writes ``count`` ticket records at about ``rate`` per second; survives broker outages."""
-
-    def __init__(self, bootstrap: str, topic: str, count: int, rate: float, seed: int = 7) -> None:
-        super().__init__(daemon=True, name=f"producer-{topic}")
-        self.bootstrap, self.topic, self.count, self.rate = bootstrap, topic, count, rate
-        self.framer = Framer(TICKET)
-        self.sent = 0
-        self.failed: list[str] = []
-        self.rng = random.Random(seed)
-
-    def run(self) -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": 10,
-                "message.timeout.ms": 600_000,  # a broker outage delays records, it never drops them
-            }
-        )
-        start = time.monotonic()
-
-        def report(err: Any, _msg: Any) -> None:
-            if err is not None:
-                self.failed.append(err.name())
-
-        for i in range(self.count):
-            due = start + i / self.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                producer.poll(delay)
-            value = self.framer(ticket(i))
-            while True:
-                try:
-                    producer.produce(self.topic, value, f"k{i}".encode(), on_delivery=report)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-            self.sent += 1
-        remaining = producer.flush(600)
-        if remaining:
-            self.failed.append(f"{remaining} not delivered")
 
 
 @dataclass

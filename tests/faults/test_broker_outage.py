@@ -13,7 +13,6 @@ import kafkatools
 import pytest
 from faultkit import (
     OwnBroker,
-    PacedProducer,
     audit,
     broker_at,
     fault_env,
@@ -23,6 +22,7 @@ from faultkit import (
     wait_until,
 )
 from kafkatools import create_topics, start_worker, unique
+from tickets import PacedProducer
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def test_worker_waits_through_a_broker_outage_and_resumes(own_broker: OwnBroker,
         port = free_port()
         env = fault_env(raw, out, dlq, metrics_port=port, stall_timeout_s=30)
         log = tmp_path / "worker.log"
-        producer = PacedProducer(own_broker.bootstrap, raw, count=12_000, rate=300)
+        producer = PacedProducer({"bootstrap.servers": own_broker.bootstrap}, raw, count=12_000, rate=300)
         producer.start()
         worker = start_worker(env, log_path=log)
         wait_until(lambda: http_get(port, "/readyz")[0] == 200, 90, "readiness before the outage")

@@ -19,20 +19,11 @@ from typing import Any
 
 import kafkatools
 import pytest
-from faultkit import (
-    SCHEMAS,
-    TICKET,
-    RssSampler,
-    fault_env,
-    free_port,
-    http_get,
-    pii_values,
-    source_of,
-    ticket,
-)
+from faultkit import RssSampler, fault_env, free_port, http_get, source_of
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafkatools import Framer, create_topics, start_worker, unique
+from tickets import SCHEMAS, TICKET, pii_values, ticket
 
 from stream_anon.schemas import fingerprint
 from stream_anon.wire import SINGLE_OBJECT_MAGIC

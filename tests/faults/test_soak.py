@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import PacedProducer, RssSampler, audit, fault_env, free_port, http_get, stop_worker, wait_until
+from faultkit import RssSampler, audit, fault_env, free_port, http_get, stop_worker, wait_until
 from kafkatools import BOOTSTRAP, create_topics, start_worker, unique
+from tickets import PacedProducer
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def test_steady_load_keeps_throughput_flat_and_memory_bounded(broker: str, tmp_p
     log = tmp_path / "worker.log"
     worker = start_worker(fault_env(raw, out, dlq, metrics_port=port), log_path=log)
     wait_until(lambda: http_get(port, "/readyz")[0] == 200, 120, "readiness")
-    producer = PacedProducer(BOOTSTRAP, raw, count=count, rate=RATE)
+    producer = PacedProducer({"bootstrap.servers": BOOTSTRAP}, raw, count=count, rate=RATE)
     producer.start()
     rss = RssSampler(worker.pid, every_s=2.0)
     rss.start()

@@ -13,18 +13,9 @@ from pathlib import Path
 import kafkatools
 import pytest
 from confluent_kafka import KafkaException, Producer
-from faultkit import (
-    TICKET,
-    PacedProducer,
-    audit,
-    end_offsets,
-    fault_env,
-    source_of,
-    stop_worker,
-    ticket,
-    wait_until,
-)
+from faultkit import audit, end_offsets, fault_env, source_of, stop_worker, wait_until
 from kafkatools import BOOTSTRAP, Framer, create_topics, start_worker, unique
+from tickets import TICKET, PacedProducer, ticket
 
 pytestmark = [pytest.mark.broker]
 
@@ -46,7 +37,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(broker: str, tmp
     raw, out, dlq = topics()
     env = fault_env(raw, out, dlq)
     log = tmp_path / "worker.log"
-    producer = PacedProducer(BOOTSTRAP, raw, count=30_000, rate=500)
+    producer = PacedProducer({"bootstrap.servers": BOOTSTRAP}, raw, count=30_000, rate=500)
     producer.start()
     rng = random.Random(20261129)  # fixed seed: the same kill moments on every run
     kills = 0
@@ -72,7 +63,7 @@ def test_a_second_worker_joins_and_leaves_mid_stream(broker: str, tmp_path: Path
     raw, out, dlq = topics(partitions=6)
     env_a = fault_env(raw, out, dlq)
     env_b = {**env_a, "STREAM_ANON_TRANSACTIONAL_ID": unique("tx-b")}
-    producer = PacedProducer(BOOTSTRAP, raw, count=20_000, rate=800)
+    producer = PacedProducer({"bootstrap.servers": BOOTSTRAP}, raw, count=20_000, rate=800)
     producer.start()
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     a = start_worker(env_a, log_path=log_a)
@@ -104,7 +95,7 @@ def open_transaction(raw_out: str) -> bool:
 def test_a_frozen_zombie_is_fenced_and_its_writes_never_become_visible(broker: str, tmp_path: Path) -> None:
     raw, out, dlq = topics()
     env = fault_env(raw, out, dlq, batch_size=500)
-    producer = PacedProducer(BOOTSTRAP, raw, count=15_000, rate=600)
+    producer = PacedProducer({"bootstrap.servers": BOOTSTRAP}, raw, count=15_000, rate=600)
     producer.start()
     zombie_log, heir_log = tmp_path / "zombie.log", tmp_path / "heir.log"
     zombie = start_worker(env, log_path=zombie_log)

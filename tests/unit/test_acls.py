@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 from confluent_kafka import KafkaError
 
-from stream_anon.acls import reader_acls, refused, worker_acls
+from stream_anon.acls import reader_acls, refused, replay_acls, worker_acls
 from stream_anon.cli import main
 from stream_anon.config import Settings
 
@@ -57,6 +57,55 @@ def test_the_reader_gets_the_sanitized_topic_only_and_never_the_workers_group() 
     }
     with pytest.raises(ValueError, match="worker's group"):
         reader_acls(settings(), "User:analytics", "an")
+    with pytest.raises(ValueError, match="replay's group 'analytics-replay'"):
+        reader_acls(settings(), "User:analytics", "analytics-", replay_group="analytics-replay")
+
+
+def test_the_replay_reads_the_dead_letters_and_writes_only_the_input_topics_in_its_transaction() -> None:
+    entries = replay_acls(settings(), "User:ops", "anon-dlq-replay")
+    assert {a.principal for a in entries} == {"User:ops"}
+    assert {(a.resource_type, a.resource_name, a.pattern, a.operation) for a in entries} == {
+        ("TOPIC", "all.dlq", "LITERAL", "READ"),
+        ("GROUP", "anon-dlq-replay", "LITERAL", "READ"),
+        # a replay writes a dead letter back to its source topic, and only to the worker's input topics
+        ("TOPIC", "orders.raw", "LITERAL", "WRITE"),
+        ("TOPIC", "tickets.raw", "LITERAL", "WRITE"),
+        # the transactional id of `dlq replay` is its group
+        ("TRANSACTIONAL_ID", "anon-dlq-replay", "LITERAL", "WRITE"),
+    }
+    # nothing on the sanitized topic, nothing to write on the dead-letter topic
+    assert not [a for a in entries if a.resource_name == "all.sanitized"]
+    assert not [a for a in entries if a.resource_name == "all.dlq" and a.operation == "WRITE"]
+
+
+def test_the_command_prints_the_replays_rights_for_its_default_or_given_group(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"input_topics": ["in"], "dlq_topic": "dlq", "group_id": "anon"}))
+    runner = CliRunner()
+    base = ["acls", "--config", str(config), "--reader-principal", "", "--format", "json"]
+    entries = json.loads(runner.invoke(main, base).output)
+    assert {e["principal"] for e in entries} == {"User:stream-anon"}  # left out unless asked for
+    result = runner.invoke(main, [*base, "--replay-principal", "User:ops"])
+    assert result.exit_code == 0, result.output
+    replay = {
+        (e["resource_type"], e["resource_name"], e["operation"])
+        for e in json.loads(result.output)
+        if e["principal"] == "User:ops"
+    }
+    assert replay == {
+        ("TOPIC", "dlq", "READ"),
+        ("GROUP", "anon-dlq-replay", "READ"),  # the default of `dlq replay --group`
+        ("TOPIC", "in", "WRITE"),
+        ("TRANSACTIONAL_ID", "anon-dlq-replay", "WRITE"),
+    }
+    given = json.loads(
+        runner.invoke(main, [*base, "--replay-principal", "User:ops", "--replay-group", "triage-1"]).output
+    )
+    assert {e["resource_name"] for e in given if e["principal"] == "User:ops"} == {"dlq", "in", "triage-1"}
+    same = runner.invoke(main, [*base, "--replay-principal", "User:stream-anon"])
+    assert same.exit_code == 2 and "would let the worker write the raw topics" in same.output
+    worker_group = runner.invoke(main, [*base, "--replay-principal", "User:ops", "--replay-group", "anon"])
+    assert worker_group.exit_code == 2 and "is the worker's group" in worker_group.output
 
 
 def test_a_refusal_names_the_missing_right() -> None:
