@@ -111,16 +111,16 @@ class DateOfBirthDetector:
         rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
         re.IGNORECASE,
     )
-    # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born": the birth word after the date.
+    # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born", "I entered 27-02-1990 as my date
+    # of birth": the birth word after the date.
     _after = re.compile(
-        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:geboren|born|n[ée]e?|nacid[oa]"
-        r"|nat[oa]|nascid[oa]|urodzon[ya]|född|doğdum)(?!\w)",
+        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:{_BIRTH_WORDS})(?!\w)",
         re.IGNORECASE,
     )
     # The gate: substrings of every birth word (a superset of the patterns' words), tested on the
     # lower-cased text; the verifier runs this over every string.
-    _stems = ("born", "birth", "b-day", "bday", "dob", "d.o.b", "geb", "né", "nee", "naiss", "nac",
-              "cumple", "nato", "nata", "nasc", "urodz", "född", "doğ", "dog")  # fmt: skip
+    _stems = ("born", "birth", "b-day", "bday", "dob", "d.o.b", "do.b", "d.ob", "geb", "né", "nee", "naiss",
+              "nac", "cumple", "nato", "nata", "nasc", "urodz", "föd", "doğ", "dog")  # fmt: skip
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
@@ -525,8 +525,10 @@ class LowercaseNameDetector:
         r"|signed(?:\s+for)?\s+by|named|called|my\s+name\s+is|this\s+is|dear|hi|hello|hey|thanks"
         # a form's label or a message's addressee: "name: ...", "recipient - ...", "tell ... that"
         r"|(?:full\s+|first\s+|last\s+|user\s+)?name|contact|recipient|addressee|sender|customer|client"
-        r"|patient|tell|thank|remind|email|e-mail|text|message|ping|call|cc|attn)))"
-        r"|(?i:\b(?:to|with|by|and|from|is|am|i'm|it's|yesterday|today|tomorrow|when|because|but|so|then"
+        r"|patient|tell|thank|remind|email|e-mail|text|message|ping|call|cc|attn"
+        # an account's or a card's holder, someone added to an account
+        r"|holder|cardholder|add|added)))"
+        r"|(?i:\b(?:to|with|by|and|from|for|is|am|i'm|it's|its|yesterday|today|tomorrow|when|because|but|so|then"
         r"|that|said|told|met|saw|emailed|texted|paid|thanked|contacted|visited|informed|under|whoever"
         r")))"
         # then a space, a comma or colon, or an opening bracket or quote: "the driver (amber macdonald)"

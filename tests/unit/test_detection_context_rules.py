@@ -81,3 +81,38 @@ def test_spanish_and_brazilian_designators() -> None:
         "Pasadizo de Ana Ruiz 12 Piso 3"
     ]
     assert _found(detector, "Mora no Condomínio Lago Azul, 45 agora") == ["Condomínio Lago Azul, 45"]
+
+
+# The rules the fresh corpus (``--corpus fresh``, templates unseen when it was first measured) showed
+# missing; the sentences are written here.
+@pytest.mark.parametrize(
+    ("rule", "text", "name"),
+    [
+        ("after an account's holder", "the account holder: oswaldo brzezinski", "oswaldo brzezinski"),
+        (
+            "after someone added to an account",
+            "pls add oswaldo brzezinski to the family plan",
+            "oswaldo brzezinski",
+        ),
+        ("after 'its' introducing oneself", "hey its oswaldo brzezinski again", "oswaldo brzezinski"),
+        ("after 'for'", "the parcel was for oswaldo brzezinski", "oswaldo brzezinski"),
+    ],
+)
+def test_lower_case_names_the_fresh_corpus_showed(
+    lower_case: LowercaseNameDetector, rule: str, text: str, name: str
+) -> None:
+    assert name in _found(lower_case, text), rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I typed 27-02-1990 as my date of birth", "12.05.1961 is my DOB", "1950-10-05 (födelsedatum)"],
+)
+def test_a_date_before_any_birth_word_is_a_date_of_birth(text: str) -> None:
+    found = _found(DateOfBirthDetector(), text)
+    assert len(found) == 1 and found[0][0].isdigit(), text
+
+
+def test_common_words_after_the_new_cues_stay(lower_case: LowercaseNameDetector) -> None:
+    assert _found(lower_case, "thanks for the quick reply, its working again for premium users") == []
+    assert _found(lower_case, "add dark mode to the settings page") == []
