@@ -313,6 +313,13 @@ def _obfuscated(email: str, rng: random.Random) -> Item:
     return Item("email_obfuscated", rng.choice(styles), [local, host])
 
 
+def _owner(locale: str, rng: random.Random) -> list[tuple[str, str]]:
+    """The known values of the record a text comes from: its owner's name and email (other draws)."""
+    owner = Faker(locale)
+    owner.seed_instance(rng.randint(0, 10**9))
+    return [("PERSON", str(owner.name())), ("EMAIL_ADDRESS", str(owner.email()))]
+
+
 def draw(kind: str, fake: Faker, locale: str, rng: random.Random) -> Item | None:
     """One planted value of ``kind`` for ``locale`` (None when the locale has no such value)."""
     if kind == "name":
@@ -467,9 +474,7 @@ def generate(corpus: str) -> list[Text]:
             else:
                 text = f"{keep_sentence} {sentence}"
                 shift = len(keep_sentence) + 1
-            owner = Faker(locale)
-            owner.seed_instance(rng.randint(0, 10**9))
-            known = [("PERSON", str(owner.name())), ("EMAIL_ADDRESS", str(owner.email()))]
+            known = _owner(locale, rng)
             texts.append(
                 Text(
                     id=f"{corpus}-{locale}-{n}",
@@ -554,9 +559,7 @@ def generate_templated(corpus: str) -> list[Text]:
                 else:
                     values[slot] = keeper(templates.KEEPER_SLOTS[slot], fake, rng)
             text, planted, keepers = _fill(whole, values)
-            owner = Faker(locale)
-            owner.seed_instance(rng.randint(0, 10**9))
-            known = [("PERSON", str(owner.name())), ("EMAIL_ADDRESS", str(owner.email()))]
+            known = _owner(locale, rng)
             texts.append(
                 Text(
                     id=f"{corpus}-{locale}-{n}",
