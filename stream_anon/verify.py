@@ -262,28 +262,24 @@ class _Needles:
     def could_be_in(self, folded: str, digits: Callable[[], list[str]]) -> bool:
         """Whether a value may be in ``folded`` (as whole words) or in the ``digits()`` of its digit runs:
         never False when the full check would find one. With a record's usual handful of values, each
-        is tested as a substring (``_needle``'s rules, inline: this runs for every record); with many,
-        the indexes keep it linear."""
+        sought string is tested as a substring; with many, the indexes keep it linear."""
         values = self._values
         if len(values) > _FEW_VALUES:
             if self.digits and any(next(self.digits.find(run), None) is not None for run in digits()):
                 return True
             return bool(self.words) and self.words.any_in(folded)
-        min_length = self._min_length
         runs: list[str] | None = None
         for entity, _path, value in values:
-            if not isinstance(value, str):
+            needle = _needle(entity, value, self._min_length)
+            if needle is None:
                 continue
-            value = normalize_value(value.strip())
-            if entity in NUMBER_ENTITIES:
-                sought = digits_of(value)
-                if len(sought) >= MIN_NUMBER_DIGITS:
-                    if runs is None:
-                        runs = digits()
-                    if any(sought in run for run in runs):
-                        return True
-                    continue
-            if len(value) >= min_length and value.casefold() in folded:
+            sought, by_digits = needle[1], needle[2]
+            if by_digits:
+                if runs is None:
+                    runs = digits()
+                if any(sought in run for run in runs):
+                    return True
+            elif sought in folded:
                 return True
         return False
 
