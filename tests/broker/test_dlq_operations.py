@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from kafkatools import Framer, create_topics, produce, read_all, unique, wait_for_offsets, worker_env
+from kafkatools import Framer, Read, create_topics, produce, read_all, unique, wait_for_offsets, worker_env
 
 from stream_anon.app import build_pipeline, dead_letter_sealing
 from stream_anon.cli import main
@@ -75,6 +76,18 @@ def run_worker(settings: Settings, idle_s: float = 3.0) -> None:
     thread.start()
     thread.join(timeout=180)
     assert not thread.is_alive(), "worker did not stop"
+
+
+def read_replayed(topic: str, expected: int, timeout_s: float = 30.0) -> list[Read]:
+    """The replayed copies in ``topic``, read until ``expected`` are visible: a committed transaction's
+    markers reach each partition a moment after the commit returns, so one read right after it can stop
+    at a partition's older last stable offset."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        copies = [r for r in read_all(topic) if "stream-anon.replay.count" in r.headers]
+        if len(copies) >= expected or time.monotonic() >= deadline:
+            return copies
+        time.sleep(0.5)
 
 
 def replay_all(
@@ -190,7 +203,7 @@ def test_replay_after_a_schema_fix_sanitizes_each_dead_letter_once_despite_a_sig
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"replayed {count - len(partial)} of" in resumed.stdout
 
-    replayed = [r for r in read_all(raw) if "stream-anon.replay.count" in r.headers]
+    replayed = read_replayed(raw, count)
     once = Counter(originals.keys())
     assert Counter(r.key for r in replayed) == once, "each dead letter replayed exactly once"
     assert all(r.value == originals[r.key] for r in replayed if r.key is not None), "original bytes"
@@ -266,7 +279,7 @@ def test_sealed_dead_letters_hold_no_raw_bytes_and_replay_to_the_original_bytes(
 
     report = replay_all(settings, keys)
     assert sum(report.replayed.values()) == len(originals)
-    replayed = {r.key: r.value for r in read_all(raw) if "stream-anon.replay.count" in r.headers}
+    replayed = {r.key: r.value for r in read_replayed(raw, len(originals))}
     assert replayed == originals, "replay unseals to the original key and value bytes"
 
     # erasure: after a rotation the old version is destroyed; its dead letters no longer open
