@@ -37,6 +37,7 @@ from stream_anon.detection.text import (
     MIN_NUMBER_DIGITS,
     MIN_VALUE_LENGTH,
     NUMBER_ENTITIES,
+    SEPARATOR,
     Normalized,
     Run,
     digit_runs,
@@ -98,19 +99,15 @@ _Needle = tuple[str, str, bool, str]
 # Where a leaf leaks: (leaf index, start, end, entity).
 _Hit = tuple[int, int, int, str]
 
-# Joins the strings of a record so each check is one regex pass per record, not one per string. No
-# detector pattern matches it, so nothing is found across two strings, and it is a word boundary.
-_SEPARATOR = "\x00"
-
 
 class _Joined:
-    """Some leaves' texts joined by ``_SEPARATOR`` and normalized, and where each leaf begins."""
+    """Some leaves' texts joined by ``SEPARATOR`` and normalized, and where each leaf begins."""
 
     __slots__ = ("indexes", "norm", "starts", "text")
 
     def __init__(self, leaves: list[Leaf], indexes: list[int]) -> None:
         texts = [leaves[i][1] for i in indexes]
-        self.norm = normalize(_SEPARATOR.join(texts))
+        self.norm = normalize(SEPARATOR.join(texts))
         self.text = self.norm.text
         self.indexes = indexes
         self.starts = [0]
@@ -145,6 +142,7 @@ class Verifier:
         # Keyed by the schema object's id; the object is kept so its id cannot be reused while cached.
         self._walkers: dict[int, tuple[Any, Walker]] = {}
         self._screens: dict[tuple[int, int], tuple[Any, Set[str], Screen | None]] = {}
+        self._clean = _CleanStrings()
 
     def check(self, plan: VerifiablePlan, raw: dict[str, Any], sanitized: dict[str, Any]) -> VerifyResult:
         # The screen: the same detectors and the same substring tests as the full check below, on the
@@ -153,9 +151,24 @@ class Verifier:
         # check, which finds (and places) what it is.
         needles = self._needles(plan.pii_values(raw))
         screen = self._screen(plan)
-        if screen is not None and not _screen_flags(screen(sanitized), self._detectors, needles):
+        if screen is not None and not self._screen_flags(screen(sanitized), needles):
             return VerifyResult([], sanitized)
         return self._full_check(plan, sanitized, needles)
+
+    def _screen_flags(self, strings: tuple[list[str], list[str]], needles: _Needles) -> bool:
+        """Whether the full check could find anything: a detector finding in the checked strings not yet
+        known clean, a raw value's digits among the digits of all strings, or its casefolded text
+        anywhere: the full check's own tests, on the strings joined (digits: a superset of its runs)."""
+        checked, produced = strings
+        unknown = self._clean.unknown(checked)
+        if unknown:
+            if self._detectors.find(normalize(SEPARATOR.join(unknown)).text):
+                return True
+            self._clean.add(unknown)
+        if not needles.has_values:
+            return False
+        text = normalize(SEPARATOR.join(checked + produced)).text
+        return needles.could_be_in(text.casefold(), lambda: [digits_of(text)])
 
     def _full_check(self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: _Needles) -> VerifyResult:
         leaves = self._walker(plan.parsed_derived)(sanitized)
@@ -212,6 +225,31 @@ class Verifier:
         walker = compile_walker(schema)
         self._walkers[id(schema)] = (schema, walker)
         return walker
+
+
+class _CleanStrings:
+    """Strings the detectors found nothing in, so that a string repeated across records (a country, an
+    app version, a category) is read once. The detectors are a function of the string alone and find
+    nothing across the separator (``detection.text.SEPARATOR``), so a string clean in one record is
+    clean in any. Bounded: forgotten all at once when full; long strings (free text, rarely repeated)
+    are not kept."""
+
+    __slots__ = ("_strings",)
+
+    LIMIT = 4096
+    MAX_LENGTH = 64
+
+    def __init__(self) -> None:
+        self._strings: set[str] = set()
+
+    def unknown(self, strings: list[str]) -> list[str]:
+        known = self._strings
+        return [s for s in strings if s not in known]
+
+    def add(self, strings: list[str]) -> None:
+        if len(self._strings) + len(strings) > self.LIMIT:
+            self._strings.clear()
+        self._strings.update(s for s in strings if len(s) <= self.MAX_LENGTH)
 
 
 class _Needles:
@@ -308,28 +346,6 @@ def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
     if len(value) >= min_length:
         return (entity, value.casefold(), False, value)
     return None
-
-
-def _screen_flags(strings: tuple[list[str], list[str]], detectors: DetectorSet, needles: _Needles) -> bool:
-    """Whether the full check could find anything: a detector finding in the checked strings, a raw
-    value's digits in a digit run, or its casefolded text as whole words anywhere: the full check's own
-    tests, on the strings joined.
-    """
-    checked, produced = strings
-    text = normalize(_SEPARATOR.join(checked)).text
-    runs = digit_runs(text)
-    if detectors.find(text, runs):
-        return True
-    if not needles.has_values:
-        return False
-    other = normalize(_SEPARATOR.join(produced)).text
-
-    def digits() -> list[str]:
-        # the produced strings' digits as one string: a superset of what their runs hold, for a
-        # fraction of the cost (a digit value is sought inside them)
-        return [*(run[2] for run in runs), digits_of(other)]
-
-    return needles.could_be_in(f"{text}{_SEPARATOR}{other}".casefold(), digits)
 
 
 def _search_needles(

@@ -47,6 +47,7 @@ class ObfuscatedEmailDetector:
     entity = EMAIL_ADDRESS
     window = None
     gate = ""
+    keywords = ("dot", " at ", *_BRACKETED_AT)
     min_digits = 0
     _at = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
     _dot = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\.)"
@@ -60,7 +61,7 @@ class ObfuscatedEmailDetector:
     _at_domain = re.compile(r"\sat\s+[\w\-]+\.[^\W\d_]{2}", re.IGNORECASE)
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
-        # Substring tests first: the verifier runs this over every string, and " at " is common.
+        # " at " is common in free text: spelled that way, the address needs a domain right after it.
         low = text.lower()
         if (
             "dot" not in low
@@ -106,27 +107,24 @@ class DateOfBirthDetector:
     entity = DATE_OF_BIRTH
     window = None
     gate = ""
+    # Substrings of every birth word (a superset of the patterns' words): the verifier reads every
+    # string, and nearly none holds one.
+    keywords = ("born", "birth", "b-day", "bday", "dob", "d.o.b", "do.b", "d.ob", "geb", "né", "nee", "naiss",
+                "nac", "cumple", "nato", "nata", "nasc", "urodz", "föd", "doğ", "dog")  # fmt: skip
     min_digits = 0
     _pattern = re.compile(
-        rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
+        rf"(?<!\w)(?:{_BIRTH_WORDS})(?!\w)[^\d\n.!?\x00]{{0,30}}?(?<!\d)(?P<date>{_DATE})(?!\d)",
         re.IGNORECASE,
     )
     # "Ich bin am 06-03-2008 geboren", "the 3 April 1951 I was born", "I entered 27-02-1990 as my date
     # of birth": the birth word after the date.
     _after = re.compile(
-        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?]{{0,20}}?(?<!\w)(?:{_BIRTH_WORDS})(?!\w)",
+        rf"(?<![\d\w])(?P<date>{_DATE})(?!\d)[^\d\n.!?\x00]{{0,20}}?(?<!\w)(?:{_BIRTH_WORDS})(?!\w)",
         re.IGNORECASE,
     )
-    # The gate: substrings of every birth word (a superset of the patterns' words), tested on the
-    # lower-cased text; the verifier runs this over every string.
-    _stems = ("born", "birth", "b-day", "bday", "dob", "d.o.b", "do.b", "d.ob", "geb", "né", "nee", "naiss",
-              "nac", "cumple", "nato", "nata", "nasc", "urodz", "föd", "doğ", "dog")  # fmt: skip
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
-        low = text.lower()
-        if not any(stem in low for stem in self._stems):
-            return
         for pattern in (self._pattern, self._after):
             for match in pattern.finditer(text, pos, end):
                 if _calendar_date(match.group("date")):
@@ -154,6 +152,7 @@ class ProfileUrlDetector:
     entity = PROFILE_URL
     window = None
     gate = "/"
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _social = (
         r"(?:github|gitlab|twitter|x|instagram|facebook|fb|linkedin|medium|tiktok|youtube|reddit|pinterest"
@@ -163,7 +162,7 @@ class ProfileUrlDetector:
         rf"(?i)\bhttps?://(?:www\.|m\.|[a-z]{{2}}\.)?(?:{_social}\.(?:com|me|net|org|app|social|ru|co)"
         r"/(?:in/|u/|user/|users/|profile/|people/|channel/|@)?[\w.\-]{2,}"
         r"|[\w.\-]+\.[a-z]{2,24}/(?:@|~|in/|u/|user/|users/|profile/|people/|members/|author/)[\w.\-]{2,})"
-        r"[^\s<>\"')\]]*"
+        r"[^\s<>\"')\]\x00]*"
     )
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
@@ -229,6 +228,7 @@ class StreetAddressDetector:
     entity = STREET_ADDRESS
     window = None
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _unit_tail = rf"(?:,?\s+{_UNIT}\s*\d{{1,5}}[a-zA-Z]?)*"
     _pattern = regex.compile(
@@ -276,6 +276,7 @@ class OtherScriptNameDetector:
     entity = PERSON
     window = None
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _run = regex.compile(
         rf"(?:(?<![\w.,/])\d{{1,6}}(?:[/\-]\d{{1,6}})?,?\s+)?[{_OTHER_SCRIPT}](?:[{_OTHER_SCRIPT}\p{{M}}’'·・ー]|[A-Za-z0-9]+(?=[{_OTHER_SCRIPT}]))*"
@@ -449,6 +450,7 @@ class CapitalizedNameDetector:
     entity = PERSON
     window = None
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _pattern = regex.compile(
         r"(?<![\p{L}\p{M}'’\-.])(?:\p{Lu}[\p{Ll}\p{M}'’]+(?:-\p{Lu}?[\p{Ll}\p{M}'’]+)*)"
@@ -514,6 +516,7 @@ class LowercaseNameDetector:
     entity = PERSON
     window = None
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _word = r"\p{Ll}[\p{Ll}\p{M}'’\-]+"
     _pattern = regex.compile(

@@ -27,6 +27,11 @@ NUMBER_ENTITIES = frozenset({PHONE_NUMBER, CREDIT_CARD, US_SSN})
 MIN_NUMBER_DIGITS = 7
 MIN_VALUE_LENGTH = 4
 
+# Joins strings read in one pass (a record's strings in the verifier). No detector reads across it: no
+# pattern matches it and no window reaches past it, so the joined text holds exactly the findings of each
+# string (tests/property/test_detectors_per_string.py).
+SEPARATOR = "\x00"
+
 # A run of digits and the separators numbers are written with; every numeric candidate lies in one.
 # Possessive: a run never gives characters back, and nothing follows it in the pattern.
 DIGIT_RUN = re.compile(r"\d[\d .()/\-]{6,}+")

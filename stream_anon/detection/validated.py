@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from stream_anon.detection.spans import Span, replace_spans
-from stream_anon.detection.text import CREDIT_CARD, PHONE_NUMBER, US_SSN, Run, digit_runs
+from stream_anon.detection.text import CREDIT_CARD, PHONE_NUMBER, SEPARATOR, US_SSN, Run, digit_runs
 
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
 IBAN_CODE = "IBAN_CODE"
@@ -44,7 +44,11 @@ class Detector(Protocol):
     ``window`` is the number of characters to add before and after each ``DIGIT_RUN`` match for a
     detector whose candidates can only be there: ``find`` then only sees the windows of runs with at
     least ``min_digits`` digits that contain its ``gate`` substring. ``None`` is for a detector that
-    scans the whole text, when the text contains its ``gate``.
+    scans the whole text, when the text contains its ``gate`` and, if it has ``keywords`` (lower-case
+    words of its context, such as "born"), one of them in the lower-cased text.
+
+    Gates are what a ``DetectorSet`` tests before it calls ``find``; ``find`` called alone finds the
+    same, only slower.
     """
 
     @property
@@ -59,6 +63,9 @@ class Detector(Protocol):
     @property
     def min_digits(self) -> int: ...
 
+    @property
+    def keywords(self) -> tuple[str, ...]: ...
+
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]: ...
 
 
@@ -70,6 +77,7 @@ class EmailDetector:
 
     window = None
     gate = "@"
+    keywords: tuple[str, ...] = ()
     min_digits = 0
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
@@ -108,6 +116,7 @@ class PhoneDetector(_Validated):
     entity = PHONE_NUMBER
     window = (2, 16)  # an extension ("x40057") follows the digit run
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 9
     _pattern = re.compile(
         r"(?<![\w+])(?<!\w[.\-/])(?:\+|00)?(?:\(\d{1,5}\)|\d)(?:[ .\-/]?(?:\(\d{1,5}\)|\d)){6,22}"
@@ -168,6 +177,7 @@ class CardDetector(_Validated):
     entity = CREDIT_CARD
     window = (2, 2)
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 12
     _pattern = re.compile(r"(?<![\w+])(?<!\w[.\-/])\d(?:[ .\-]?\d){11,18}(?!\w|[.\-/]\w)")
     _digits = re.compile(r"\D")
@@ -239,6 +249,7 @@ class IbanDetector:
     # The country code and an alphabetic bank code come before the digits, letters may follow them.
     window = (14, 42)
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 9
     _pattern = re.compile(
         r"(?<![\w])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?(?![\w])"
@@ -282,6 +293,7 @@ class SsnDetector:
     entity = US_SSN
     window = (2, 2)
     gate = ""
+    keywords: tuple[str, ...] = ()
     min_digits = 9
     _pattern = re.compile(r"(?<![\w+])(?<!\w[.\-/])(\d{3})([ -])(\d{2})\2(\d{4})(?!\w|[.\-/]\w)")
 
@@ -299,6 +311,7 @@ class Ipv4Detector:
     entity = IP_ADDRESS
     window = (2, 2)
     gate = "."
+    keywords: tuple[str, ...] = ()
     min_digits = 4
     _pattern = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?![\w]|\.\d)")
 
@@ -316,6 +329,7 @@ class Ipv6Detector:
     entity = IP_ADDRESS
     window = None
     gate = ":"
+    keywords: tuple[str, ...] = ()
     min_digits = 0
     _pattern = re.compile(
         r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?:%\w+)?"
@@ -362,9 +376,15 @@ class DetectorSet:
 
     def __init__(self, detectors: Iterable[Detector]) -> None:
         self.detectors = tuple(detectors)
-        self._plan = tuple((d, d.window, d.gate, d.min_digits) for d in self.detectors)
+        for d in self.detectors:
+            if d.keywords and d.window is not None:
+                raise ValueError(f"{type(d).__name__}: keywords gate detectors that read the whole text only")
+        self._plan = tuple((d, d.window, d.gate, d.min_digits, _any_of(d.keywords)) for d in self.detectors)
         # Without a digit run only the detectors that read the whole text can find anything.
         self._whole_text = tuple(entry for entry in self._plan if entry[1] is None)
+        # Every detector's keywords in one pattern: one pass over the text, nearly always without a hit,
+        # answers for all of them.
+        self._keywords = _any_of(tuple(word for d in self.detectors for word in d.keywords))
 
     def find(self, text: str, runs: list[Run] | None = None) -> list[Finding]:
         """Validated findings in ``text``, without overlaps, ordered by position.
@@ -374,19 +394,48 @@ class DetectorSet:
         if runs is None:
             runs = digit_runs(text)
         kept = _Kept()
-        for detector, window, gate, min_digits in self._plan if runs else self._whole_text:
+        bounds = _string_bounds(text, runs) if runs else []
+        low: str | None = None
+        for detector, window, gate, min_digits, keywords in self._plan if runs else self._whole_text:
             if window is None:
-                if gate in text:
-                    kept.add(detector.find(text))
+                if gate not in text:
+                    continue
+                if keywords is not None:
+                    if low is None:
+                        assert self._keywords is not None
+                        low = text.lower()
+                        low = low if self._keywords.search(low) else ""
+                    if not low or keywords.search(low) is None:
+                        continue
+                kept.add(detector.find(text))
                 continue
             before, after = window
-            for start, end, digits in runs:
+            for (start, end, digits), (first, last) in zip(runs, bounds, strict=True):
                 if len(digits) >= min_digits and (not gate or gate in text[start:end]):
-                    kept.add(detector.find(text, max(0, start - before), min(len(text), end + after)))
+                    kept.add(detector.find(text, max(first, start - before), min(last, end + after)))
         found = kept.found
         if len(found) > 1:
             found.sort(key=lambda f: f.start)
         return found
+
+
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern that finds any of ``words``; None for none."""
+    if not words:
+        return None
+    return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)))
+
+
+def _string_bounds(text: str, runs: list[Run]) -> list[tuple[int, int]]:
+    """Where the string holding each run begins and ends, in a text of strings joined by ``SEPARATOR``:
+    a run's window stops there, so a number at the end of one string is not read into the next."""
+    if SEPARATOR not in text:
+        return [(0, len(text))] * len(runs)
+    bounds = []
+    for start, end, _ in runs:
+        last = text.find(SEPARATOR, end)
+        bounds.append((text.rfind(SEPARATOR, 0, start) + 1, len(text) if last < 0 else last))
+    return bounds
 
 
 # Order is priority: a card before a phone, ``::ffff:192.0.2.1`` as one IPv6 address, not an IPv4 one.
