@@ -43,7 +43,7 @@ from stream_anon.detection.text import (
     digit_runs,
     digits_of,
     normalize,
-    normalize_value,
+    normalized_text,
 )
 from stream_anon.detection.validated import Detector, DetectorSet
 from stream_anon.walk import (
@@ -162,12 +162,12 @@ class Verifier:
         checked, produced = strings
         unknown = self._clean.unknown(checked)
         if unknown:
-            if self._detectors.find(normalize(SEPARATOR.join(unknown)).text):
+            if self._detectors.find(normalized_text(SEPARATOR.join(unknown))):
                 return True
             self._clean.add(unknown)
         if not needles.has_values:
             return False
-        text = normalize(SEPARATOR.join(checked + produced)).text
+        text = normalized_text(SEPARATOR.join(checked + produced))
         return needles.could_be_in(text.casefold(), lambda: [digits_of(text)])
 
     def _full_check(self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: _Needles) -> VerifyResult:
@@ -338,7 +338,7 @@ def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
     when too short."""
     if not isinstance(value, str):
         return None
-    value = normalize_value(value.strip())
+    value = normalized_text(value.strip())
     if entity in NUMBER_ENTITIES:
         digits = digits_of(value)
         if len(digits) >= MIN_NUMBER_DIGITS:

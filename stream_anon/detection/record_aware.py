@@ -14,7 +14,7 @@ from stream_anon.detection.text import (
     PHONE_NUMBER,
     digits_of,
     fold,
-    normalize_value,
+    normalized_text,
 )
 
 _DIGITS = re.compile(r"\d+")
@@ -50,7 +50,7 @@ class RecordAware:
         literal: list[tuple[str, str]] = []  # (lower-case value, entity)
         config = self.config
         for entity, raw in known:
-            value = normalize_value(raw.strip())
+            value = normalized_text(raw.strip())
             if entity in NUMBER_ENTITIES:
                 digits = digits_of(value)
                 if len(digits) >= MIN_NUMBER_DIGITS:

@@ -124,8 +124,9 @@ def normalize(text: str) -> Normalized:
 _DROP_INVISIBLE = {ord(c): None for c in _INVISIBLE}
 
 
-def normalize_value(value: str) -> str:
-    """A raw value as the normalized text would hold it (a known value searched in a normalized text)."""
-    if value.isascii():
-        return value
-    return normalize(value).text
+def normalized_text(text: str) -> str:
+    """``normalize(text).text`` without the map back, for a text that is searched, not edited (a known
+    value, the verifier's screen); an ASCII text costs one check."""
+    if text.isascii():
+        return text
+    return normalize(text).text

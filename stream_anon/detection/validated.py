@@ -379,12 +379,20 @@ class DetectorSet:
         for d in self.detectors:
             if d.keywords and d.window is not None:
                 raise ValueError(f"{type(d).__name__}: keywords gate detectors that read the whole text only")
-        self._plan = tuple((d, d.window, d.gate, d.min_digits, _any_of(d.keywords)) for d in self.detectors)
-        # Without a digit run only the detectors that read the whole text can find anything.
-        self._whole_text = tuple(entry for entry in self._plan if entry[1] is None)
-        # Every detector's keywords in one pattern: one pass over the text, nearly always without a hit,
-        # answers for all of them.
-        self._keywords = _any_of(tuple(word for d in self.detectors for word in d.keywords))
+        # (priority, detector, gate, keywords) and (priority, detector, before, after, gate, min_digits)
+        self._whole = tuple(
+            (i, d, d.gate, _any_of(d.keywords)) for i, d in enumerate(self.detectors) if d.window is None
+        )
+        self._windowed = tuple(
+            (i, d, *d.window, d.gate, d.min_digits)
+            for i, d in enumerate(self.detectors)
+            if d.window is not None
+        )
+        # Most texts hold none of the whole-text detectors' gates and keywords: one pass over the
+        # lower-cased text for all of them says so. A detector without either always runs.
+        self._always = any(not gate and keywords is None for _, _, gate, keywords in self._whole)
+        gates = {gate.lower() for _, _, gate, _ in self._whole if gate}
+        self._any_gate = _any_of((*gates, *(word for d in self.detectors for word in d.keywords)))
 
     def find(self, text: str, runs: list[Run] | None = None) -> list[Finding]:
         """Validated findings in ``text``, without overlaps, ordered by position.
@@ -393,37 +401,48 @@ class DetectorSet:
         """
         if runs is None:
             runs = digit_runs(text)
+        # (priority, detector, pos, endpos): where each detector reads, gathered first; most texts need none
+        reads: list[tuple[int, Detector, int, int | None]] = []
+        low = text.lower() if self._any_gate is not None else text
+        if self._always or (self._any_gate is not None and self._any_gate.search(low)):
+            for priority, detector, gate, keywords in self._whole:
+                if gate in text and (keywords is None or keywords.search(low)):
+                    reads.append((priority, detector, 0, None))
+        if runs:
+            for (start, end, digits), (first, last) in zip(runs, _string_bounds(text, runs), strict=True):
+                for priority, detector, before, after, gate, min_digits in self._windowed:
+                    if len(digits) >= min_digits and (not gate or gate in text[start:end]):
+                        reads.append((priority, detector, max(first, start - before), min(last, end + after)))
+        if not reads:
+            return []
+        reads.sort(key=_priority)  # stable: a detector's windows stay in text order
         kept = _Kept()
-        bounds = _string_bounds(text, runs) if runs else []
-        low: str | None = None
-        for detector, window, gate, min_digits, keywords in self._plan if runs else self._whole_text:
-            if window is None:
-                if gate not in text:
-                    continue
-                if keywords is not None:
-                    if low is None:
-                        assert self._keywords is not None
-                        low = text.lower()
-                        low = low if self._keywords.search(low) else ""
-                    if not low or keywords.search(low) is None:
-                        continue
-                kept.add(detector.find(text))
-                continue
-            before, after = window
-            for (start, end, digits), (first, last) in zip(runs, bounds, strict=True):
-                if len(digits) >= min_digits and (not gate or gate in text[start:end]):
-                    kept.add(detector.find(text, max(first, start - before), min(last, end + after)))
+        for _, detector, pos, endpos in reads:
+            kept.add(detector.find(text, pos, endpos))
         found = kept.found
         if len(found) > 1:
             found.sort(key=lambda f: f.start)
         return found
 
 
-def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    """A pattern that finds any of ``words``; None for none."""
-    if not words:
+def _priority(read: tuple[int, Detector, int, int | None]) -> int:
+    return read[0]
+
+
+def _any_of(words: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern that finds any of ``words``, None for none. Grouped by first character, so the engine
+    tries one branch where a text's character begins a word, not every word."""
+    by_first: dict[str, list[str]] = {}
+    for word in sorted(set(words), key=len, reverse=True):
+        by_first.setdefault(word[0], []).append(re.escape(word[1:]))
+    if not by_first:
         return None
-    return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)))
+    return re.compile(
+        "|".join(
+            re.escape(first) + (rests[0] if len(rests) == 1 else f"(?:{'|'.join(rests)})")
+            for first, rests in by_first.items()
+        )
+    )
 
 
 def _string_bounds(text: str, runs: list[Run]) -> list[tuple[int, int]]:
