@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -142,33 +142,44 @@ class Verifier:
         # Keyed by the schema object's id; the object is kept so its id cannot be reused while cached.
         self._walkers: dict[int, tuple[Any, Walker]] = {}
         self._screens: dict[tuple[int, int], tuple[Any, Set[str], Screen | None]] = {}
-        self._clean = _CleanStrings()
+        # Strings the detectors found nothing in, so that a string repeated across records (a country, an
+        # app version, a category) is read once. The detectors are a function of the string alone and
+        # find nothing across the separator (``detection.text.SEPARATOR``), so a string clean in one
+        # record is clean in any. Bounded: forgotten all at once when full; long strings (free text,
+        # rarely repeated) are not kept.
+        self._clean: set[str] = set()
 
     def check(self, plan: VerifiablePlan, raw: dict[str, Any], sanitized: dict[str, Any]) -> VerifyResult:
         # The screen: the same detectors and the same substring tests as the full check below, on the
         # record's strings joined, without building leaves. Nearly every record is clean, and a clean
         # record passes every test of the full check's too; anything the screen flags goes to the full
         # check, which finds (and places) what it is.
-        needles = self._needles(plan.pii_values(raw))
+        values = plan.pii_values(raw)
         screen = self._screen(plan)
-        if screen is not None and not self._screen_flags(screen(sanitized), needles):
+        if screen is not None and not self._screen_flags(screen(sanitized), values):
             return VerifyResult([], sanitized)
-        return self._full_check(plan, sanitized, needles)
+        return self._full_check(plan, sanitized, self._needles(values))
 
-    def _screen_flags(self, strings: tuple[list[str], list[str]], needles: _Needles) -> bool:
+    def _screen_flags(self, strings: tuple[list[str], list[str]], values: list[tuple[str, str, str]]) -> bool:
         """Whether the full check could find anything: a detector finding in the checked strings not yet
-        known clean, a raw value's digits among the digits of all strings, or its casefolded text
-        anywhere: the full check's own tests, on the strings joined (digits: a superset of its runs)."""
+        known clean, or a raw value in any string (``_could_be_in``): the full check's own tests, on the
+        strings joined."""
         checked, produced = strings
-        unknown = self._clean.unknown(checked)
+        clean = self._clean
+        unknown = [s for s in checked if s not in clean]
         if unknown:
             if self._detectors.find(normalized_text(SEPARATOR.join(unknown))):
                 return True
-            self._clean.add(unknown)
-        if not needles.has_values:
+            if len(clean) + len(unknown) > _CLEAN_LIMIT:
+                clean.clear()
+            for string in unknown:
+                if len(string) <= _CLEAN_MAX_LENGTH:
+                    clean.add(string)
+        if not values:
             return False
-        text = normalized_text(SEPARATOR.join(checked + produced))
-        return needles.could_be_in(text.casefold(), lambda: [digits_of(text)])
+        return _could_be_in(
+            values, normalized_text(SEPARATOR.join(checked + produced)), self._min_exact_length
+        )
 
     def _full_check(self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: _Needles) -> VerifyResult:
         leaves = self._walker(plan.parsed_derived)(sanitized)
@@ -227,29 +238,8 @@ class Verifier:
         return walker
 
 
-class _CleanStrings:
-    """Strings the detectors found nothing in, so that a string repeated across records (a country, an
-    app version, a category) is read once. The detectors are a function of the string alone and find
-    nothing across the separator (``detection.text.SEPARATOR``), so a string clean in one record is
-    clean in any. Bounded: forgotten all at once when full; long strings (free text, rarely repeated)
-    are not kept."""
-
-    __slots__ = ("_strings",)
-
-    LIMIT = 4096
-    MAX_LENGTH = 64
-
-    def __init__(self) -> None:
-        self._strings: set[str] = set()
-
-    def unknown(self, strings: list[str]) -> list[str]:
-        known = self._strings
-        return [s for s in strings if s not in known]
-
-    def add(self, strings: list[str]) -> None:
-        if len(self._strings) + len(strings) > self.LIMIT:
-            self._strings.clear()
-        self._strings.update(s for s in strings if len(s) <= self.MAX_LENGTH)
+_CLEAN_LIMIT = 4096
+_CLEAN_MAX_LENGTH = 64
 
 
 class _Needles:
@@ -257,7 +247,7 @@ class _Needles:
     value giving it wins) with its entity and the value as written.
 
     Nothing is indexed until the full check needs it: a clean record, nearly every one, is passed by
-    ``could_be_in`` on its raw values alone."""
+    ``_could_be_in`` on its raw values alone."""
 
     __slots__ = ("_digits", "_found_", "_min_length", "_values", "_words")
 
@@ -282,10 +272,6 @@ class _Needles:
         return bool(self._found)
 
     @property
-    def has_values(self) -> bool:
-        return bool(self._values)
-
-    @property
     def words(self) -> WordNeedles:
         if self._words is None:
             self._words = WordNeedles(sought for sought, by_digits in self._found if not by_digits)
@@ -296,30 +282,6 @@ class _Needles:
         if self._digits is None:
             self._digits = DigitNeedles(sought for sought, by_digits in self._found if by_digits)
         return self._digits
-
-    def could_be_in(self, folded: str, digits: Callable[[], list[str]]) -> bool:
-        """Whether a value may be in ``folded`` (as whole words) or in the ``digits()`` of its digit runs:
-        never False when the full check would find one. With a record's usual handful of values, each
-        sought string is tested as a substring; with many, the indexes keep it linear."""
-        values = self._values
-        if len(values) > _FEW_VALUES:
-            if self.digits and any(next(self.digits.find(run), None) is not None for run in digits()):
-                return True
-            return bool(self.words) and self.words.any_in(folded)
-        runs: list[str] | None = None
-        for entity, _path, value in values:
-            needle = _needle(entity, value, self._min_length)
-            if needle is None:
-                continue
-            sought, by_digits = needle[1], needle[2]
-            if by_digits:
-                if runs is None:
-                    runs = digits()
-                if any(sought in run for run in runs):
-                    return True
-            elif sought in folded:
-                return True
-        return False
 
     def entity(self, sought: str, by_digits: bool) -> str:
         return self._found[(sought, by_digits)][0]
@@ -332,13 +294,44 @@ class _Needles:
 _FEW_VALUES = 16
 
 
+def _could_be_in(values: list[tuple[str, str, str]], text: str, min_length: int) -> bool:
+    """Whether a raw value may be in ``text`` (a record's strings joined): never False when the full
+    check would find one. Its tests, or supersets of them: a value's casefolded text as a substring (the
+    full check wants a whole word), a number's digits among all the text's digits (it reads digit runs).
+    With a record's usual handful of values, each is tested alone; with many, the indexes keep it linear."""
+    if len(values) > _FEW_VALUES:
+        needles = _Needles(values, min_length)
+        if needles.digits and next(needles.digits.find(digits_of(text)), None) is not None:
+            return True
+        return bool(needles.words) and needles.words.any_in(text.casefold())
+    folded: str | None = None
+    digits: str | None = None
+    for entity, _path, value in values:
+        needle = _needle(entity, value, min_length)
+        if needle is None:
+            continue
+        if needle[2]:
+            if digits is None:
+                digits = digits_of(text)
+            if needle[1] in digits:
+                return True
+        else:
+            if folded is None:
+                folded = text.casefold()
+            if needle[1] in folded:
+                return True
+    return False
+
+
 def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
     """What the checks look for of one raw value: its digits (a number of a number entity, at least
     ``MIN_NUMBER_DIGITS`` long) or its normalized, casefolded text (at least ``min_length`` long); None
     when too short."""
     if not isinstance(value, str):
         return None
-    value = normalized_text(value.strip())
+    value = value.strip()
+    if not value.isascii():
+        value = normalized_text(value)
     if entity in NUMBER_ENTITIES:
         digits = digits_of(value)
         if len(digits) >= MIN_NUMBER_DIGITS:

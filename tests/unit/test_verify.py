@@ -275,3 +275,38 @@ def test_the_exact_search_reads_each_string_once_whatever_the_number_of_values(
     assert result.leaks == [Leak("EMAIL_ADDRESS", "tags[]")]
     assert result.record["tags"] == ["<EMAIL_ADDRESS>"] * count
     assert calls <= 2 * (count + 10)
+
+
+def test_a_string_found_clean_is_not_read_again_and_one_with_a_finding_always_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = Verifier()
+    screened: list[str] = []
+    find = verifier._detectors.find
+
+    def recording(text: str, runs: Any = None) -> Any:
+        if runs is None:  # the screen's reading (the full check passes the runs it has)
+            screened.extend(text.split("\x00"))
+        return find(text, runs)
+
+    monkeypatch.setattr(verifier._detectors, "find", recording)
+    for _ in range(3):
+        assert verifier.check(FakePlan(), {}, sanitized(id="f-1", tags=["ios"])).leaks == []
+        assert verifier.check(FakePlan(), {}, sanitized(id="f-2", comment="jane@example.com")).leaks == [
+            Leak("EMAIL_ADDRESS", "comment")
+        ]
+    assert screened.count("f-1") == 1 and screened.count("ios") == 1  # then known clean
+    # a string read beside a finding is not known clean; a finding is never remembered
+    assert screened.count("f-2") == 3 and screened.count("jane@example.com") == 3
+
+
+def test_long_strings_are_not_remembered_and_the_memory_is_bounded() -> None:
+    from stream_anon import verify
+
+    verifier = Verifier()
+    comment = "a long comment, " * 10
+    verifier.check(FakePlan(), {}, sanitized(comment=comment))
+    assert comment not in verifier._clean and "ios" in verifier._clean
+    for i in range(verify._CLEAN_LIMIT + 10):
+        verifier.check(FakePlan(), {}, sanitized(id=f"id-{i}"))
+    assert len(verifier._clean) <= verify._CLEAN_LIMIT
