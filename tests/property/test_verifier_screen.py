@@ -110,7 +110,9 @@ SEASONED = Verifier("dead_letter")
 
 @settings(max_examples=400, deadline=None)
 @given(records, st.lists(st.sampled_from(PII), max_size=4))
-def test_a_verifier_that_remembers_clean_strings_agrees_with_the_full_check(record: dict[str, Any], pii: Any) -> None:
+def test_a_verifier_that_remembers_clean_strings_agrees_with_the_full_check(
+    record: dict[str, Any], pii: Any
+) -> None:
     plan = Plan(pii)
     for _ in range(2):  # the second time, every clean string of this record is known
         result = SEASONED.check(plan, {}, copy.deepcopy(record))
