@@ -1,5 +1,5 @@
 """Instructions per record of the leak verifier's check, counted by valgrind: a figure the neighbours on a
-shared machine do not move, for comparing two versions of the verifier.
+shared machine move far less than they move time, for comparing two versions of the verifier.
 
     .venv/bin/python -m bench.instructions [--repeat R]
 
