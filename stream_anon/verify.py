@@ -329,9 +329,7 @@ def _needle(entity: str, value: object, min_length: int) -> _Needle | None:
     when too short."""
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if not value.isascii():
-        value = normalized_text(value)
+    value = normalized_text(value.strip())
     if entity in NUMBER_ENTITIES:
         digits = digits_of(value)
         if len(digits) >= MIN_NUMBER_DIGITS:
