@@ -16,7 +16,7 @@ from stream_anon.config import ConfigError, Settings
 from stream_anon.crypto import pseudonym_function, pseudonym_prefix
 from stream_anon.detection import ScannerUnavailable
 from stream_anon.health import Health, HealthServer
-from stream_anon.kafka.errors import FatalKafkaError
+from stream_anon.kafka.errors import FatalKafkaError, Fenced
 from stream_anon.keys import Keys, KeysError
 from stream_anon.logs import configure_logging
 from stream_anon.metrics import Metrics
@@ -198,6 +198,18 @@ def serve(settings: Settings, until_idle_s: float | None = None) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         worker.run(until_idle_s=until_idle_s)
+    except Fenced as exc:
+        # Not a configuration error: a restart (a new producer) processes the batch again. Exit 3 is the
+        # code the watchdog uses for the same remedy.
+        log.error("worker_fenced", error=str(exc))
+        print(
+            f"error: {exc}\nThis worker's producer was fenced: a newer instance took its transactional id, "
+            "or the broker ended its transaction (a timeout or a coordinator failover). Nothing of the "
+            "batch is visible; a restart processes it again. If this repeats, two workers share the "
+            "transactional id.",
+            file=sys.stderr,
+        )
+        return 3
     except (
         ConfigError,
         FatalKafkaError,

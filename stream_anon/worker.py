@@ -23,7 +23,14 @@ from stream_anon.config import Settings
 from stream_anon.kafka.batch import Batch, SourceKey, merge, split_around
 from stream_anon.kafka.clients import check_rights
 from stream_anon.kafka.delivery import Delivery, OutputKey, open_clients
-from stream_anon.kafka.errors import BatchAborted, FatalKafkaError, NotAuthorized, WriteRefused
+from stream_anon.kafka.errors import (
+    FENCED_ERRORS,
+    BatchAborted,
+    FatalKafkaError,
+    Fenced,
+    NotAuthorized,
+    WriteRefused,
+)
 from stream_anon.kafka.protocols import BatchSource, NullObserver, Observer
 from stream_anon.kafka.watchdog import Watchdog
 from stream_anon.kafka.writes import SealDeadLetter
@@ -122,16 +129,20 @@ class Worker:
             if not isinstance(exc, WriteRefused):  # a refused write names its right; others may not
                 self._check_rights(s)
             raise FatalKafkaError(refused(s, exc.code, exc.topic)) from None
+        except Fenced:
+            raise  # a restart is the remedy; the rights are not the cause
         except FatalKafkaError:
             self._check_rights(s)  # a missing right is the better explanation, when it is the cause
             raise
         except (KafkaException, SystemError) as exc:
-            # fatal client errors, such as being fenced by a newer instance with our transactional id;
+            # fatal client errors, such as being fenced outside a commit (in produce or begin);
             # librdkafka may surface one raised inside a callback as a SystemError wrapping it
             cause = exc if isinstance(exc, KafkaException) else exc.__cause__
             if not isinstance(cause, KafkaException):
                 raise
-            raise FatalKafkaError(f"Kafka client failed: {cause.args[0].str()}") from None
+            err = cause.args[0]
+            kind = Fenced if err.code() in FENCED_ERRORS else FatalKafkaError
+            raise kind(f"Kafka client failed: {err.str()}") from None
         finally:
             self._close()
 

@@ -96,6 +96,8 @@ class FakeProducer:
         self.broker = broker
         self.refuse: Refusal = refuse or (lambda topic, value: None)
         self.commit_errors: list[KafkaError] = []  # raised by the next commit_transaction calls, in order
+        self.produce_errors: list[KafkaError] = []  # raised by the next produce calls, in order
+        self.fatal: KafkaError | None = None  # as librdkafka: after a fatal error, every call fails with it
         self.queued: list[tuple[Written, Callable[[KafkaError | None, Message], None] | None]] = []
         self.pending: list[Written] | None = None  # the open transaction's writes
         self.pending_offsets: dict[TopicPartitionKey, int] = {}
@@ -110,6 +112,11 @@ class FakeProducer:
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
         headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
+        if self.produce_errors:
+            err = self.produce_errors.pop(0)
+            if err.fatal():
+                self.fatal = err
+            raise KafkaException(err)
         named = {name: v if isinstance(v, bytes) else str(v).encode() for name, v in headers or []}
         self.queued.append((Written(topic, key, value, named), on_delivery))
 
@@ -138,6 +145,8 @@ class FakeProducer:
         self.calls.append("init")
 
     def begin_transaction(self) -> None:
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
         assert self.pending is None, "a transaction is already open"
         self.calls.append("begin")
         self.pending, self.pending_offsets = [], {}
@@ -159,6 +168,8 @@ class FakeProducer:
         self.pending = None
 
     def abort_transaction(self, timeout: float = -1) -> None:
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
         assert self.pending is not None, "no transaction is open"
         self.calls.append("abort")
         self.queued = []

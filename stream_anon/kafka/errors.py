@@ -11,6 +11,21 @@ class FatalKafkaError(Exception):
     message and a non-zero exit."""
 
 
+class Fenced(FatalKafkaError):
+    """The transactional producer was fenced: its epoch is no longer the transactional id's current one.
+
+    Either a newer instance with the same transactional id started (a zombie's case), or the broker
+    ended this producer's transaction itself, on a transaction timeout or in some coordinator failovers,
+    which librdkafka also reports as fenced (it has no KIP-588 recovery). Nothing of the batch is
+    visible and its offsets are not committed; a new producer, after a restart, processes it again. The
+    worker exits with code 3, the code that asks for a restart.
+    """
+
+
+#: Every code a fenced producer's calls fail with: librdkafka's own, and the broker's two.
+FENCED_ERRORS = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+
+
 class BatchAborted(Exception):
     """The batch's writes were thrown away; rewind and process it again.
 

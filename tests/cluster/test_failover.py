@@ -37,9 +37,9 @@ Disruption = Callable[[Scenario, PacedProducer], None]
 
 
 class Supervisor:
-    """Restarts the worker when its watchdog ends it (exit 3, as Kubernetes restarts the pod); any other
-    exit fails the test. The restarts are counted and reported: each one is a stall of the watchdog's
-    bound (2 x transaction_timeout_s + 60 s)."""
+    """Restarts the worker when it exits 3, as Kubernetes restarts the pod: its watchdog ended it (a stall
+    of 2 x transaction_timeout_s + 60 s), or its producer was fenced by the broker ending its
+    transaction. Any other exit fails the test. The restarts are counted and reported."""
 
     def __init__(self, config: Path, log: Path) -> None:
         self.config, self.log = config, log

@@ -18,7 +18,7 @@ from fakekafka import FakeProducer, FakeSource, InMemoryBroker
 from stream_anon.config import Settings
 from stream_anon.kafka.batch import Batch, batch_of, merge, split_around
 from stream_anon.kafka.delivery import AtLeastOnce, Delivery, ExactlyOnce, OutputKey
-from stream_anon.kafka.errors import BatchAborted, FatalKafkaError
+from stream_anon.kafka.errors import BatchAborted, FatalKafkaError, Fenced
 from stream_anon.kafka.protocols import BatchSource, NullObserver, Observer
 from stream_anon.kafka.writes import OutcomeWriter, SealDeadLetter
 from stream_anon.records import DeadLetter, InputRecord, Outcome, Reason, Sanitized
@@ -235,6 +235,50 @@ def test_a_fatal_commit_error_stops_the_worker_with_its_message() -> None:
     producer = FakeProducer(broker)
     producer.commit_errors = [KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)]
     with pytest.raises(FatalKafkaError, match="transaction failed: fenced by a newer instance"):
+        run(broker, producer)
+    assert broker.written(OUT) == [] and broker.committed == {}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED],
+    ids=["librdkafka", "old-epoch", "producer-fenced"],
+)
+def test_a_fenced_commit_stops_the_worker_as_fenced_so_that_it_is_restarted(code: int) -> None:
+    # INVALID_PRODUCER_EPOCH is what a three-node cluster returned in a rolling restart, with no second
+    # instance anywhere: the broker had ended the transaction itself
+    broker = broker_with([b"a"], partitions=1)
+    producer = FakeProducer(broker)
+    producer.commit_errors = [KafkaError(code, "old epoch", fatal=True)]
+    with pytest.raises(Fenced, match="transaction failed: old epoch"):
+        run(broker, producer)
+    assert broker.written(OUT) == [] and broker.committed == {}
+
+
+def test_a_fatal_error_that_is_not_fencing_is_not_reported_as_fenced() -> None:
+    broker = broker_with([b"a"], partitions=1)
+    producer = FakeProducer(broker)
+    producer.commit_errors = [KafkaError(KafkaError._INCONSISTENT, "inconsistent state", fatal=True)]
+    with pytest.raises(FatalKafkaError, match="transaction failed: inconsistent state") as raised:
+        run(broker, producer)
+    assert not isinstance(raised.value, Fenced)
+
+
+def test_a_producer_fenced_in_a_write_is_reported_as_fenced() -> None:
+    # the failed write aborts the batch, and a fenced producer cannot even abort
+    broker = broker_with([b"a"], partitions=1)
+    producer = FakeProducer(broker)
+    producer.produce_errors = [KafkaError(KafkaError._FENCED, "fenced in produce", fatal=True)]
+    with pytest.raises(Fenced, match="cannot abort the transaction: fenced in produce"):
+        run(broker, producer)
+    assert broker.written(OUT) == [] and broker.committed == {}
+
+
+def test_a_producer_found_fenced_when_a_transaction_begins_is_reported_as_fenced() -> None:
+    broker = broker_with([b"a"], partitions=1)
+    producer = FakeProducer(broker)
+    producer.fatal = KafkaError(KafkaError._FENCED, "fenced before begin", fatal=True)
+    with pytest.raises(Fenced, match="Kafka client failed: fenced before begin"):
         run(broker, producer)
     assert broker.written(OUT) == [] and broker.committed == {}
 
