@@ -91,6 +91,44 @@ def open_transaction(raw_out: str) -> bool:
     return any(uncommitted[p] > committed[p] for p in uncommitted)
 
 
+def test_a_transaction_the_broker_times_out_fences_the_worker_and_a_restart_recovers(
+    broker: str, tmp_path: Path
+) -> None:
+    # No second instance: the broker itself aborts a transaction older than transaction_timeout_s and
+    # bumps the epoch, which librdkafka reports as "fenced by a newer instance". The worker must exit 3
+    # (a restart fixes it), not 2 (someone must fix something); the cluster's rolling restart hit this.
+    raw, out, dlq = topics()
+    env = fault_env(raw, out, dlq, batch_size=500, transaction_timeout_s=5)
+    producer = PacedProducer({"bootstrap.servers": BOOTSTRAP}, raw, count=6000, rate=400)
+    producer.start()
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log_path=log)
+    wait_until(lambda: len(kafkatools.read_all(out, idle_s=0.5)) > 500, 120, "the worker's first output")
+    rng = random.Random(5)
+    for _ in range(300):  # freeze it until it is caught with a transaction open
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        if open_transaction(out):
+            break
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(rng.uniform(0.01, 0.2))
+    else:
+        pytest.fail("the worker was never caught with a transaction open")
+    # the broker's cleanup runs every 5 s (scripts/lib/kafka-common.sh): the frozen transaction is aborted
+    wait_until(lambda: not open_transaction(out), 60, "the broker to abort the timed-out transaction")
+    worker.send_signal(signal.SIGCONT)
+    code = worker.wait(timeout=120)
+    assert code == 3, log.read_text()[-3000:]
+    assert '"worker_fenced"' in log.read_text()
+    producer.join(timeout=300)
+    drain(env, log)  # the restart
+    result = audit(raw, out, dlq)
+    print(f"timed out: exit={code} {result}")
+    assert result.inputs == 6000
+    result.assert_exactly_once()
+    assert result.sanitized == 6000
+
+
 @pytest.mark.slow
 def test_a_frozen_zombie_is_fenced_and_its_writes_never_become_visible(broker: str, tmp_path: Path) -> None:
     raw, out, dlq = topics()
