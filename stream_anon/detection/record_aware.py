@@ -71,12 +71,17 @@ class RecordAware:
                 else:
                     literal.append((value.lower(), entity))
         found: list[tuple[int, int, str]] = []
+        # A record's own values are rarely in its text: a substring test each spares tokenizing it.
         if names:
-            found.extend(_find_names(text, names))
+            names = _names_maybe_in(text, names)
+            if names:
+                found.extend(_find_names(text, names))
         if numbers:
             found.extend(self._find_numbers(text, numbers))
         if compact:
-            found.extend(_find_compact(text, compact))
+            compact = _compact_maybe_in(text, compact)
+            if compact:
+                found.extend(_find_compact(text, compact))
         if literal:
             found.extend(_find_literal(text, literal))
         return found
@@ -118,6 +123,21 @@ class RecordAware:
         if min(len(a), len(b)) < MIN_NUMBER_DIGITS or abs(len(a) - len(b)) > 3:
             return False
         return a.endswith(b) or b.endswith(a)
+
+
+def _names_maybe_in(text: str, names: list[tuple[tuple[str, ...], str]]) -> list[tuple[tuple[str, ...], str]]:
+    """The names whose every part is in the folded text: a superset of those ``_find_names`` finds, as
+    folding works character by character (no context, unlike ``lower`` with a final sigma), so a word's
+    fold is a substring of the text's."""
+    folded = fold(text)
+    return [n for n in names if all(part in folded for part in n[0])]
+
+
+def _compact_maybe_in(text: str, values: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The values in the upper-cased text without spaces and dashes: a superset of those
+    ``_find_compact`` finds, which spells them across words joined by spaces or dashes."""
+    squeezed = _SPACES_AND_DASHES.sub("", text).upper()
+    return [v for v in values if v[0] in squeezed]
 
 
 def _find_names(text: str, names: list[tuple[tuple[str, ...], str]]) -> Iterator[tuple[int, int, str]]:
