@@ -117,13 +117,21 @@ def test_a_transaction_the_broker_times_out_fences_the_worker_and_a_restart_reco
     # the broker's cleanup runs every 5 s (scripts/lib/kafka-common.sh): the frozen transaction is aborted
     wait_until(lambda: not open_transaction(out), 60, "the broker to abort the timed-out transaction")
     worker.send_signal(signal.SIGCONT)
-    code = worker.wait(timeout=120)
-    assert code == 3, log.read_text()[-3000:]
-    assert '"worker_fenced"' in log.read_text()
     producer.join(timeout=300)
-    drain(env, log)  # the restart
+    # Its next transactional call is fenced (what every run so far did). Should librdkafka ever recover
+    # in place instead, the worker may go on: either way nothing is lost or duplicated.
+    wait_until(
+        lambda: worker.poll() is not None or audit(raw, out, dlq).lost == 0, 240, "an exit or the drain", 3
+    )
+    code = worker.poll()
+    if code is None:
+        assert stop_worker(worker) == 0, log.read_text()[-3000:]
+    else:
+        assert code == 3, log.read_text()[-3000:]  # not 2: nobody has to fix anything
+        assert '"worker_fenced"' in log.read_text()
+        drain(env, log)  # the restart
     result = audit(raw, out, dlq)
-    print(f"timed out: exit={code} {result}")
+    print(f"timed out: {'exit 3, restarted' if code else 'recovered in place'} {result}")
     assert result.inputs == 6000
     result.assert_exactly_once()
     assert result.sanitized == 6000
