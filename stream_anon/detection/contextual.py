@@ -218,6 +218,7 @@ _NAMED_ONLY = (
 )
 _WORD = r"[\p{L}][\p{L}\p{M}'’.\-]*"
 
+
 def by_first_letter(alternation: str) -> str:
     """``alternation`` ("rue|route|avenue|...", each alternative starting with a literal letter) with the
     alternatives grouped under their first letter, in their order: ``r(?:ue|oute)|avenue``.
@@ -233,6 +234,7 @@ def by_first_letter(alternation: str) -> str:
         regex.escape(first) + (rests[0] if len(rests) == 1 else f"(?:{'|'.join(rests)})")
         for first, rests in groups.items()
     )
+
 
 _NUMBER = r"\d{1,6}[a-zA-Z]?(?:\s*[/\-]\s*\d{1,5}[a-zA-Z]?)?"
 
