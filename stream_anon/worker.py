@@ -24,12 +24,12 @@ from stream_anon.kafka.batch import Batch, SourceKey, merge, split_around
 from stream_anon.kafka.clients import check_rights
 from stream_anon.kafka.delivery import Delivery, OutputKey, open_clients
 from stream_anon.kafka.errors import (
-    FENCED_ERRORS,
     BatchAborted,
     FatalKafkaError,
     Fenced,
     NotAuthorized,
     WriteRefused,
+    client_failure,
 )
 from stream_anon.kafka.protocols import BatchSource, NullObserver, Observer
 from stream_anon.kafka.watchdog import Watchdog
@@ -140,9 +140,7 @@ class Worker:
             cause = exc if isinstance(exc, KafkaException) else exc.__cause__
             if not isinstance(cause, KafkaException):
                 raise
-            err = cause.args[0]
-            kind = Fenced if err.code() in FENCED_ERRORS else FatalKafkaError
-            raise kind(f"Kafka client failed: {err.str()}") from None
+            raise client_failure(cause.args[0], "Kafka client failed") from None
         finally:
             self._close()
 

@@ -26,6 +26,13 @@ class Fenced(FatalKafkaError):
 FENCED_ERRORS = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 
 
+def client_failure(err: KafkaError, what: str) -> FatalKafkaError:
+    """The error to stop on when a client call failed for good: ``Fenced`` for a fenced producer (a
+    restart fixes it), ``FatalKafkaError`` otherwise; the message is ``what`` and the client's reason."""
+    kind = Fenced if err.code() in FENCED_ERRORS else FatalKafkaError
+    return kind(f"{what}: {err.str()}")
+
+
 class BatchAborted(Exception):
     """The batch's writes were thrown away; rewind and process it again.
 

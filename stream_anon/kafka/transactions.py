@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from stream_anon.acls import AUTHORIZATION_ERRORS
-from stream_anon.kafka.errors import FENCED_ERRORS, FatalKafkaError, Fenced, NotAuthorized
+from stream_anon.kafka.errors import FatalKafkaError, NotAuthorized, client_failure
 from stream_anon.kafka.retry import retrying
 
 
@@ -74,14 +74,10 @@ class Transactions:
                 raise NotAuthorized(err.code()) from None
             if err.txn_requires_abort():
                 raise TransactionAborted(f"transaction aborted: {err.name()}") from None
-            if err.code() in FENCED_ERRORS:
-                raise Fenced(f"transaction failed: {err.str()}") from None
-            raise FatalKafkaError(f"transaction failed: {err.str()}") from None
+            raise client_failure(err, "transaction failed") from None
 
     def abort(self) -> None:
         try:
             retrying(lambda: self.producer.abort_transaction(self._timeout), "abort_transaction")
         except KafkaException as exc:
-            err = exc.args[0]
-            kind = Fenced if err.code() in FENCED_ERRORS else FatalKafkaError
-            raise kind(f"cannot abort the transaction: {err.str()}") from None
+            raise client_failure(exc.args[0], "cannot abort the transaction") from None
