@@ -23,7 +23,7 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # Runs of letters and digits, with single spaces or dashes between them (an IBAN in groups of four).
 _ALNUM_RUN = re.compile(r"[^\W_]+(?:[ \t\-][^\W_]+)*")
 _ALNUM = re.compile(r"[^\W_]+")
-_NAME_SEPARATOR = re.compile(r"[\s\-]+")
+# What may stand between the words of a name, and what a compact value (an IBAN in groups) is read without.
 _SPACES_AND_DASHES = re.compile(r"[\s\-]+")
 
 
@@ -150,7 +150,7 @@ def _find_names(text: str, names: list[tuple[tuple[str, ...], str]]) -> Iterator
             n = len(parts)
             if i + n <= len(words) and all(
                 words[i + k][2] == parts[k]
-                and (k == 0 or _NAME_SEPARATOR.fullmatch(text[words[i + k - 1][1] : words[i + k][0]]))
+                and (k == 0 or _SPACES_AND_DASHES.fullmatch(text[words[i + k - 1][1] : words[i + k][0]]))
                 for k in range(n)
             ):
                 yield words[i][0], words[i + n - 1][1], entity
