@@ -4,6 +4,7 @@
 * ``ValidatedDetectorsRecognizer``: the detectors the leak verifier runs (``validated``), so what the
   verifier would flag, the scan has already removed;
 * ``build_recognizers``: the recognizers a ``DetectionConfig`` names, with pattern recognizers;
+* ``FixedRegistry``: a registry of those recognizers that looks up a request's recognizers once;
 * ``NerEntities``: spaCy's entities, ``PERSON`` spans widened over the rest of a name.
 """
 
@@ -21,6 +22,7 @@ from presidio_analyzer import (
     LocalRecognizer,
     Pattern,
     PatternRecognizer,
+    RecognizerRegistry,
     RecognizerResult,
 )
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
@@ -233,6 +235,38 @@ def build_recognizers(config: DetectionConfig) -> tuple[list[EntityRecognizer], 
             )
         )
     return recognizers, min_scores
+
+
+class FixedRegistry(RecognizerRegistry):
+    """A registry that looks up the recognizers of each distinct request once.
+
+    Presidio's lookup tests every recognizer against every requested entity on every ``analyze`` call
+    (about 90 us for the default entities). The engine does not change its recognizers once built; a
+    lookup is keyed on their number all the same, so one added or removed later is not missed.
+    """
+
+    _MAX_REQUESTS = 4096  # distinct entity lists are few (subsets the gates leave); bounded all the same
+
+    def __init__(self, recognizers: list[EntityRecognizer]) -> None:
+        super().__init__(recognizers=recognizers, supported_languages=[LANGUAGE])
+        self._requests: dict[tuple[int, str, tuple[str, ...]], list[EntityRecognizer]] = {}
+
+    def get_recognizers(
+        self,
+        language: str,
+        entities: list[str] | None = None,
+        all_fields: bool = False,
+        ad_hoc_recognizers: list[EntityRecognizer] | None = None,
+    ) -> list[EntityRecognizer]:
+        if all_fields or entities is None or ad_hoc_recognizers:
+            return super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers)
+        key = (sum(1 for _ in self.recognizers), language, tuple(entities))
+        found = self._requests.get(key)
+        if found is None:
+            if len(self._requests) >= self._MAX_REQUESTS:
+                self._requests.clear()
+            found = self._requests[key] = super().get_recognizers(language, entities)
+        return list(found)
 
 
 class NerEntities:

@@ -23,18 +23,23 @@ accumulate in the model's vocabulary of a long-running worker.
 from __future__ import annotations
 
 import importlib.util
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream_anon.detection.config import DetectionConfig, load_config
-from stream_anon.detection.recognizers import LANGUAGE, ContextEnhancer, NerEntities, build_recognizers
+from stream_anon.detection.gates import Gates, has_word
+from stream_anon.detection.recognizers import (
+    LANGUAGE,
+    ContextEnhancer,
+    FixedRegistry,
+    NerEntities,
+    build_recognizers,
+)
 from stream_anon.detection.record_aware import RecordAware
 from stream_anon.detection.settings import (
     DEFAULT_ENTITIES,
     DEFAULT_MODEL,
-    NATIONAL_IDS,
     ScanSettings,
     check_threshold,
 )
@@ -154,33 +159,14 @@ def _in_original(norm: Normalized, spans: list[Span]) -> list[Span]:
     return mapped
 
 
-# Cheap tests of whether a text can hold an entity at all; entities without one are always analyzed.
-_HAS_NUMBER = re.compile(r"\d[\d \t.\-/()]{5,}\d")
-_HAS_IP = re.compile(r"\d\.\d|[0-9A-Fa-f]?:[0-9A-Fa-f]*:")
-_HAS_WORD = re.compile(r"[^\W\d_]{2}")
-_FISCAL_CODE = re.compile(r"[A-Za-z]{6}\d\d[A-Za-z]\d\d")
-_SPELLED_AT = re.compile(r"\bat\b|\(at\)|\[at\]|\{at\}|\bdot\b", re.IGNORECASE)
 _RECOGNIZER_ID = "recognizer_identifier"  # RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
-_GATES: dict[str, Callable[[str], bool]] = {
-    "EMAIL_ADDRESS": lambda text: "@" in text or _SPELLED_AT.search(text) is not None,
-    "PHONE_NUMBER": lambda text: _HAS_NUMBER.search(text) is not None,
-    "CREDIT_CARD": lambda text: _HAS_NUMBER.search(text) is not None,
-    "IBAN_CODE": lambda text: _HAS_NUMBER.search(text) is not None,
-    "US_SSN": lambda text: _HAS_NUMBER.search(text) is not None,
-    "IP_ADDRESS": lambda text: _HAS_IP.search(text) is not None,
-    "URL": lambda text: "." in text,
-    # National ids: each recognizer is a regex pass with Presidio's overhead (about 30 us), so one that
-    # cannot match is not asked: every id but the Italian fiscal code is a run of digits.
-    **dict.fromkeys(NATIONAL_IDS - {"IT_FISCAL_CODE"}, lambda text: _HAS_NUMBER.search(text) is not None),
-    "IT_FISCAL_CODE": lambda text: _FISCAL_CODE.search(text) is not None,
-}
 
 
 class _Engine:
     """One loaded model and analyzer, shared by every scanner of the process that uses the model."""
 
     def __init__(self, model: str, config: DetectionConfig) -> None:
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
         self.config = config
@@ -198,14 +184,14 @@ class _Engine:
         self.nlp: Language = nlp_engine.get_nlp(LANGUAGE)
         _keep_only_ner(self.nlp, model)
         recognizers, self.min_scores = build_recognizers(config)
-        registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
         self.analyzer: AnalyzerEngine = AnalyzerEngine(
-            registry=registry,
+            registry=FixedRegistry(recognizers),
             nlp_engine=self.nlp_engine,
             supported_languages=[LANGUAGE],
             context_aware_enhancer=ContextEnhancer(),
         )
         self.supported_entities = frozenset(e for r in recognizers for e in r.supported_entities)
+        self.gates = Gates(recognizers)
         self.ner_entities = config.ner_entities
         self.ner = NerEntities(config)
         self.record_aware = RecordAware(config.record_aware)
@@ -238,13 +224,13 @@ class _Engine:
         return found
 
     def _ner_docs(self, texts: list[str], batch_size: int) -> dict[str, Doc]:
-        distinct = [t for t in dict.fromkeys(texts) if _HAS_WORD.search(t)]
+        distinct = [t for t in dict.fromkeys(texts) if has_word(t)]
         return dict(zip(distinct, self.nlp.pipe(distinct, batch_size=batch_size), strict=True))
 
     def _analyze_one(self, text: str, wanted: list[str], doc: Doc | None, threshold: float) -> list[Span]:
         from presidio_analyzer.nlp_engine import NlpArtifacts
 
-        candidates = [e for e in wanted if (gate := _GATES.get(e)) is None or gate(text)]
+        candidates = self.gates.candidates(text, wanted)
         if not candidates:
             return []
         if doc is None:
