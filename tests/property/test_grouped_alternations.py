@@ -1,5 +1,7 @@
-"""The street-address pattern's designator lists, grouped by first letter for speed, match exactly what
-the plain lists match (hypothesis): the same addresses, at the same places."""
+"""Word lists grouped by first letter for speed match exactly what the plain lists match (hypothesis):
+the street-address pattern finds the same addresses at the same places, and the lower-case name
+pattern (whose lists hold groups of their own, behind a lookahead for where a match can begin) the
+same overlapping matches, with the same groups."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_anon.detection import contextual
-from stream_anon.detection.contextual import StreetAddressDetector, by_first_letter
+from stream_anon.detection.contextual import (
+    LowercaseNameDetector,
+    StreetAddressDetector,
+    alternatives,
+    by_first_letter,
+)
 
 LISTS = [contextual._EN_TYPES, contextual._TYPE_FIRST, contextual._NAMED_ONLY, contextual._GLUED]
 GROUPED = StreetAddressDetector._pattern
@@ -53,3 +60,70 @@ def test_grouping_keeps_every_alternative_and_the_letters_differ_under_case_fold
 @given(texts)
 def test_the_grouped_pattern_finds_what_the_plain_one_finds(text: str) -> None:
     assert [m.span() for m in GROUPED.finditer(text)] == [m.span() for m in PLAIN.finditer(text)]
+
+
+NAME_LISTS = [contextual._INTRODUCERS, contextual._NAME_FOLLOWS]
+NAME_GROUPED = LowercaseNameDetector._pattern
+WHERE_A_MATCH_BEGINS = r"(?=\w|[.!?;\n\-–—/|])"
+
+
+def _plain_name_pattern() -> regex.Pattern[str]:
+    source = NAME_GROUPED.pattern
+    assert source.startswith(WHERE_A_MATCH_BEGINS)
+    source = source.removeprefix(WHERE_A_MATCH_BEGINS)
+    for alternation in NAME_LISTS:
+        assert by_first_letter(alternation) in source
+        source = source.replace(by_first_letter(alternation), alternation)
+    return regex.compile(source, NAME_GROUPED.flags)
+
+
+NAME_PLAIN = _plain_name_pattern()
+CUES = sorted(
+    {a for alternation in NAME_LISTS for a in alternatives(alternation) if regex.fullmatch(r"[\w']+", a)}
+    | {"co-worker", "coworker", "neighbor", "neighbour", "told by", "spoke to", "spoke  with", "talked with",
+       "signed for by", "signed by", "my name is", "this is", "full name", "first\tname", "user name"}
+)  # fmt: skip
+NAME_PIECES = [
+    "anna", "zeynep hübel", "kate wells", "jan van der spaendonck", "o'neil", "ana-maría", "Anna", "the",
+    "help", " ", "  ", "\t", ",", ", ", ":", " - ", " – ", "—", "(", "[", '"', "“", "‘", "'", ".", "!", "?",
+    "; ", "\n", "/", "|", "--", "x", "42",
+]  # fmt: skip
+name_words = st.sampled_from(NAME_PIECES) | st.sampled_from(CUES).flatmap(
+    lambda cue: st.sampled_from([cue, cue.upper(), cue.capitalize()])
+)
+name_texts = st.lists(name_words, max_size=10).flatmap(
+    lambda parts: st.sampled_from([" ".join(parts), "".join(parts)])
+)
+
+
+def _overlapped(pattern: regex.Pattern[str], text: str) -> list[tuple[tuple[int, int], ...]]:
+    return [
+        (m.span(), m.span("strong"), m.span("start"), m.span("name"))
+        for m in pattern.finditer(text, overlapped=True)
+    ]
+
+
+def test_the_name_lists_split_only_at_top_level_bars() -> None:
+    split = [r"spoke\s+(?:to|with)", "a[|]b", r"c\|d", "e"]
+    assert alternatives("|".join(split)) == split
+    for alternation in NAME_LISTS:
+        firsts = [a[0] for a in alternatives(alternation)]
+        assert all(f.isalpha() for f in firsts)
+        assert len({f.casefold() for f in firsts}) == len({f.lower() for f in firsts})
+    assert NAME_PLAIN.pattern != NAME_GROUPED.pattern
+
+
+@settings(max_examples=3000, deadline=None)
+@given(name_texts)
+def test_the_grouped_name_pattern_matches_where_the_plain_one_does(text: str) -> None:
+    assert _overlapped(NAME_GROUPED, text) == _overlapped(NAME_PLAIN, text)
+
+
+def test_the_generated_texts_hold_names_after_every_kind_of_cue() -> None:
+    # the property above is not vacuous: its pieces make strong, weak and sentence-start matches
+    text = "my colleague zeynep hübel. anna and kate wells, thanks (jan van der spaendonck)"
+    kinds = {
+        (m.group("strong") is not None, m.group("start") is not None)
+        for m in NAME_PLAIN.finditer(text, overlapped=True)
+    }
+    assert kinds == {(True, False), (False, False), (False, True)}
