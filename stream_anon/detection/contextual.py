@@ -262,6 +262,7 @@ def alternatives(alternation: str) -> list[str]:
     return found
 
 
+_DIGIT = re.compile(r"\d")
 _NUMBER = r"\d{1,6}[a-zA-Z]?(?:\s*[/\-]\s*\d{1,5}[a-zA-Z]?)?"
 
 
@@ -293,12 +294,27 @@ class StreetAddressDetector:
         rf"|(?<!\w)(?-i:\p{{Lu}})[\p{{L}}\p{{M}}\-]*(?:{by_first_letter(_GLUED)})\s*,?\s*(?<!\d){_NUMBER}(?!\d){_unit_tail}",
         regex.IGNORECASE,
     )
-    # A house number, or a designator that needs none.
-    _gate = regex.compile(rf"\d|(?<!\w)(?:{_NAMED_ONLY})(?!\w)", regex.IGNORECASE)
+    # What the pattern needs, each test far cheaper than the pattern: a designator that needs no number,
+    # or a digit and a designator as one of the branches has it (a word of its own, a word after a
+    # space, or the end of a word before the number).
+    _named_only = regex.compile(rf"(?<!\w)(?:{by_first_letter(_NAMED_ONLY)})(?!\w)", regex.IGNORECASE)
+    _designators = (
+        regex.compile(rf"(?<!\w)(?:{by_first_letter(_TYPE_FIRST)})(?!\w)", regex.IGNORECASE),
+        regex.compile(rf"\s(?:{by_first_letter(_EN_TYPES)})s?\b", regex.IGNORECASE),
+        # searched from the end: the engine meets the number first, not every letter of every word
+        regex.compile(rf"(?r)(?:{by_first_letter(_GLUED)})\s*,?\s*\d", regex.IGNORECASE),
+    )
+
+    def may_hold_an_address(self, text: str, pos: int = 0, endpos: int | None = None) -> bool:
+        """False only where the pattern cannot match."""
+        end = len(text) if endpos is None else endpos
+        if _DIGIT.search(text, pos, end) is None:
+            return self._named_only.search(text, pos, end) is not None
+        return any(designator.search(text, pos, end) is not None for designator in self._designators)
 
     def find(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[Finding]:
         end = len(text) if endpos is None else endpos
-        if self._gate.search(text, pos, end) is None:
+        if not self.may_hold_an_address(text, pos, end):
             return
         for match in self._pattern.finditer(text, pos, end):
             stop = match.end()

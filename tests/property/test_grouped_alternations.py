@@ -127,3 +127,21 @@ def test_the_generated_texts_hold_names_after_every_kind_of_cue() -> None:
         for m in NAME_PLAIN.finditer(text, overlapped=True)
     }
     assert kinds == {(True, False), (False, False), (False, True)}
+
+
+STREET = StreetAddressDetector()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(texts)
+def test_the_street_gate_passes_every_text_the_pattern_matches(text: str) -> None:
+    if PLAIN.search(text) is not None:
+        assert STREET.may_hold_an_address(text)
+
+
+def test_the_street_gate_turns_away_numbers_without_a_designator() -> None:
+    assert not STREET.may_hold_an_address("version 3.2 crashes on 14 march, build 7781")
+    assert not STREET.may_hold_an_address("no number and no designator")
+    addresses = ["7631 Johnson Village Suite 690", "rue de Rivoli", "Wesackstraße 26", "8, avenue Gillet"]
+    for address in addresses:
+        assert STREET.may_hold_an_address(f"send it to {address} please"), address
