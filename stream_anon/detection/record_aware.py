@@ -143,15 +143,19 @@ def _compact_maybe_in(text: str, values: list[tuple[str, str]]) -> list[tuple[st
 def _find_names(text: str, names: list[tuple[tuple[str, ...], str]]) -> Iterator[tuple[int, int, str]]:
     """Occurrences of whole names or single parts, as whole words; the longest name at a word wins."""
     words = [(m.start(), m.end(), fold(m[0])) for m in _WORD.finditer(text)]
-    names = sorted(names, key=lambda n: len(n[0]), reverse=True)
+    # A name can start only at its first part: each word looks up the names that start with it, longest
+    # first (sorted is stable, so names of one length keep their order).
+    starting: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for name in sorted(names, key=lambda n: len(n[0]), reverse=True):
+        starting.setdefault(name[0][0], []).append(name)
     i = 0
     while i < len(words):
-        for parts, entity in names:
+        for parts, entity in starting.get(words[i][2], ()):
             n = len(parts)
             if i + n <= len(words) and all(
                 words[i + k][2] == parts[k]
-                and (k == 0 or _SPACES_AND_DASHES.fullmatch(text[words[i + k - 1][1] : words[i + k][0]]))
-                for k in range(n)
+                and _SPACES_AND_DASHES.fullmatch(text[words[i + k - 1][1] : words[i + k][0]])
+                for k in range(1, n)
             ):
                 yield words[i][0], words[i + n - 1][1], entity
                 i += n

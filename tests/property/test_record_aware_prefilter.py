@@ -50,3 +50,50 @@ def test_the_oracle_is_not_the_filtered_search() -> None:
     # a value the substring test rules out: the patched run above must take the other path
     assert record_aware._names_maybe_in("nothing here", [(("zoe",), "PERSON")]) == []
     assert record_aware._compact_maybe_in("nothing here", [("DE89", "IBAN_CODE")]) == []
+
+
+def _find_names_by_trying_every_name(
+    text: str, names: list[tuple[tuple[str, ...], str]]
+) -> list[tuple[int, int, str]]:
+    """The plain search ``_find_names`` indexes by first part: every name tried at every word."""
+    words = [(m.start(), m.end(), record_aware.fold(m[0])) for m in record_aware._WORD.finditer(text)]
+    names = sorted(names, key=lambda n: len(n[0]), reverse=True)
+    joined = record_aware._SPACES_AND_DASHES.fullmatch
+    found, i = [], 0
+    while i < len(words):
+        for parts, entity in names:
+            n = len(parts)
+            if i + n <= len(words) and all(
+                words[i + k][2] == parts[k]
+                and (k == 0 or joined(text[words[i + k - 1][1] : words[i + k][0]]))
+                for k in range(n)
+            ):
+                found.append((words[i][0], words[i + n - 1][1], entity))
+                i += n
+                break
+        else:
+            i += 1
+    return found
+
+
+folded_names = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from(PIECES).map(record_aware.fold), min_size=1, max_size=3).map(tuple),
+        st.sampled_from(["PERSON", "LOCATION"]),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(texts, folded_names)
+def test_names_indexed_by_first_part_are_found_as_by_trying_every_name(
+    text: str, names: list[tuple[tuple[str, ...], str]]
+) -> None:
+    assert list(record_aware._find_names(text, names)) == _find_names_by_trying_every_name(text, names)
+
+
+def test_the_oracle_finds_the_longest_name_first() -> None:
+    names = [(("karl",), "PERSON"), (("zoe", "karl"), "PERSON")]
+    assert _find_names_by_trying_every_name("Zoë  Karl", names) == [(0, 9, "PERSON")]
+    assert list(record_aware._find_names("Zoë  Karl", names)) == [(0, 9, "PERSON")]
