@@ -11,6 +11,7 @@ from typing import Any
 
 import fastavro
 import pytest
+import structlog.testing
 
 from stream_anon.keys import Keys
 from stream_anon.rules import SchemaRulesError, TokenError, compile_plan, detokenize
@@ -424,9 +425,13 @@ def test_a_detector_that_raises_fails_only_the_record_it_raises_on() -> None:
             return [[] for _ in texts]
 
     plan = compile_plan(schema({"name": "c", "type": "string", "anon": "scan"}), KEYS, scanner=Brittle())
-    ok, bad, ok2 = plan.apply_batch([{"c": "fine"}, {"c": "boom"}, {"c": "also fine"}])
+    with structlog.testing.capture_logs() as logs:
+        ok, bad, ok2 = plan.apply_batch([{"c": "fine"}, {"c": "boom"}, {"c": "also fine"}])
     assert ok == {"c": "fine"} and ok2 == {"c": "also fine"}
     assert isinstance(bad, RuleFailure) and bad.path == "c" and "boom" not in bad.message
+    # the batch's failure is logged (text by text is slower), without the text
+    (event,) = [e for e in logs if e["event"] == "scan_batch_failed"]
+    assert event["error"] == "AttributeError" and event["texts"] == 3 and "boom" not in str(event)
 
 
 def test_the_real_scanner_handles_context_words_next_to_numbers() -> None:
