@@ -78,7 +78,8 @@ class Side:
 
     def __init__(self, checkout: Path, chunk: int, total: int, no_ner: bool) -> None:
         env = {**os.environ, "PYTHONPATH": str(checkout)}
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(chunk), str(total)]
+        # -P: not this file's folder first on sys.path, where bench/profile.py would shadow the standard one
+        command = [sys.executable, "-P", str(Path(__file__).resolve()), "--serve", str(chunk), str(total)]
         self.process = subprocess.Popen(
             command + (["--no-ner"] if no_ner else []),
             cwd=checkout,

@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 import regex
-from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
+from presidio_analyzer import EntityRecognizer, PatternRecognizer
 
+from stream_anon.detection.recognizers import finds_only_its_patterns, patterns_of
 from stream_anon.detection.settings import NATIONAL_IDS
 
 __all__ = ["HAND_GATES", "Gates", "has_word"]
@@ -113,19 +114,10 @@ def pattern_gates(recognizers: Iterable[EntityRecognizer]) -> dict[str, tuple[re
     gates: dict[str, list[regex.Pattern[str]]] = {}
     ungated: set[str] = set()
     for recognizer in recognizers:
-        plain = (
-            isinstance(recognizer, PatternRecognizer)
-            # a subclass that overrides analyze may find what its patterns do not
-            and type(recognizer).analyze is PatternRecognizer.analyze
-        )
         for entity in recognizer.supported_entities:
-            if not plain:
+            if finds_only_its_patterns(recognizer):
+                assert isinstance(recognizer, PatternRecognizer)
+                gates.setdefault(entity, []).extend(patterns_of(recognizer))
+            else:
                 ungated.add(entity)
-                continue
-            assert isinstance(recognizer, PatternRecognizer)
-            patterns: list[Pattern] = getattr(recognizer, "patterns")  # noqa: B009 (untyped in Presidio)
-            # PatternRecognizer.analyze compiles each pattern with the `regex` module and these flags
-            gates.setdefault(entity, []).extend(
-                regex.compile(pattern.regex, flags=recognizer.global_regex_flags or 0) for pattern in patterns
-            )
     return {entity: tuple(patterns) for entity, patterns in gates.items() if entity not in ungated}
