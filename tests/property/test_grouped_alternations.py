@@ -21,15 +21,17 @@ LISTS = [contextual._EN_TYPES, contextual._TYPE_FIRST, contextual._NAMED_ONLY, c
 GROUPED = StreetAddressDetector._pattern
 
 
-def _plain() -> regex.Pattern[str]:
-    source = GROUPED.pattern
-    for alternation in LISTS:
+def _ungrouped(grouped: regex.Pattern[str], lists: list[str], lookahead: str = "") -> regex.Pattern[str]:
+    """``grouped`` spelled with its lists as written and without its leading lookahead: the oracle."""
+    assert grouped.pattern.startswith(lookahead)
+    source = grouped.pattern.removeprefix(lookahead)
+    for alternation in lists:
         assert by_first_letter(alternation) in source
         source = source.replace(by_first_letter(alternation), alternation)
-    return regex.compile(source, GROUPED.flags)
+    return regex.compile(source, grouped.flags)
 
 
-PLAIN = _plain()
+PLAIN = _ungrouped(GROUPED, LISTS)
 DESIGNATORS = sorted(
     {alternative.replace("\\", "").replace("?", "") for alt in LISTS for alternative in alt.split("|")}
 )
@@ -67,17 +69,7 @@ NAME_GROUPED = LowercaseNameDetector._pattern
 WHERE_A_MATCH_BEGINS = r"(?=\w|[.!?;\n\-–—/|])"
 
 
-def _plain_name_pattern() -> regex.Pattern[str]:
-    source = NAME_GROUPED.pattern
-    assert source.startswith(WHERE_A_MATCH_BEGINS)
-    source = source.removeprefix(WHERE_A_MATCH_BEGINS)
-    for alternation in NAME_LISTS:
-        assert by_first_letter(alternation) in source
-        source = source.replace(by_first_letter(alternation), alternation)
-    return regex.compile(source, NAME_GROUPED.flags)
-
-
-NAME_PLAIN = _plain_name_pattern()
+NAME_PLAIN = _ungrouped(NAME_GROUPED, NAME_LISTS, WHERE_A_MATCH_BEGINS)
 CUES = sorted(
     {a for alternation in NAME_LISTS for a in alternatives(alternation) if regex.fullmatch(r"[\w']+", a)}
     | {"co-worker", "coworker", "neighbor", "neighbour", "told by", "spoke to", "spoke  with", "talked with",
