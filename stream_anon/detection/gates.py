@@ -11,8 +11,8 @@ no recognizer of it can match, by two tests:
   from matches of its own patterns), those patterns themselves, compiled as Presidio compiles them: if
   none finds a match, the recognizer would return nothing.
 
-``tests/property/test_scan_gates.py`` holds the first to the installed recognizers: whatever the
-analyzer finds in a text, ``candidates`` lets through.
+``tests/property/test_scan_gates.py`` holds both to the installed recognizers: whatever the analyzer
+finds in a text, ``candidates`` lets through.
 """
 
 from __future__ import annotations

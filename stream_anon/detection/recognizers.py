@@ -226,7 +226,9 @@ def finds_only_its_patterns(recognizer: EntityRecognizer) -> bool:
 
 def patterns_of(recognizer: PatternRecognizer) -> tuple[regex.Pattern[str], ...]:
     """The recognizer's patterns compiled as ``PatternRecognizer.analyze`` compiles them (the ``regex``
-    module, the recognizer's flags)."""
+    module, the recognizer's flags), once: a quick recognizer keeps them."""
+    if isinstance(recognizer, QuickPatterns) and recognizer.quick:
+        return recognizer.quick
     patterns: list[Pattern] = getattr(recognizer, "patterns")  # noqa: B009 (untyped in Presidio)
     flags = recognizer.global_regex_flags or 0
     return tuple(regex.compile(pattern.regex, flags=flags) for pattern in patterns)
