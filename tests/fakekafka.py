@@ -96,6 +96,7 @@ class FakeProducer:
         self.broker = broker
         self.refuse: Refusal = refuse or (lambda topic, value: None)
         self.commit_errors: list[KafkaError] = []  # raised by the next commit_transaction calls, in order
+        self.offsets_errors: list[KafkaError] = []  # raised by the next send_offsets_to_transaction calls
         self.produce_errors: list[KafkaError] = []  # raised by the next produce calls, in order
         self.fatal: KafkaError | None = None  # as librdkafka: after a fatal error, every call fails with it
         self.queued: list[tuple[Written, Callable[[KafkaError | None, Message], None] | None]] = []
@@ -155,6 +156,8 @@ class FakeProducer:
         self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
     ) -> None:
         assert self.pending is not None, "no transaction is open"
+        if self.offsets_errors:
+            raise KafkaException(self.offsets_errors.pop(0))
         self.pending_offsets = {(tp.topic, tp.partition): tp.offset for tp in positions}
 
     def commit_transaction(self, timeout: float = -1) -> None:

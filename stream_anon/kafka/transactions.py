@@ -66,7 +66,11 @@ class Transactions:
             positions = [TopicPartition(t, p, o, metadata) for (t, p), o in offsets.items()]
         producer = self.producer
         try:
-            producer.send_offsets_to_transaction(positions, group_metadata, self._timeout)
+            # Both calls may time out and be retried (a worker paused past the timeout meets that first).
+            retrying(
+                lambda: producer.send_offsets_to_transaction(positions, group_metadata, self._timeout),
+                "send_offsets_to_transaction",
+            )
             retrying(lambda: producer.commit_transaction(self._timeout), "commit_transaction")
         except KafkaException as exc:
             err = exc.args[0]

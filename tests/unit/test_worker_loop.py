@@ -230,6 +230,17 @@ def test_a_retriable_commit_error_is_retried_without_aborting() -> None:
     assert sources(broker, OUT) == [(0, 0), (0, 1)]
 
 
+def test_a_timed_out_send_offsets_is_retried_without_aborting() -> None:
+    # what a worker paused past the call's timeout meets first on waking (seen in the fault suite)
+    broker = broker_with([b"a", b"b"], partitions=1)
+    producer = FakeProducer(broker)
+    producer.offsets_errors = [KafkaError(KafkaError._TIMED_OUT, "Local: Timed out", retriable=True)]
+    observer = Transactions()
+    run(broker, producer, observer=observer)
+    assert observer.aborted == 0 and not producer.offsets_errors
+    assert sources(broker, OUT) == [(0, 0), (0, 1)] and broker.committed
+
+
 def test_a_fatal_commit_error_stops_the_worker_with_its_message() -> None:
     broker = broker_with([b"a"], partitions=1)
     producer = FakeProducer(broker)
