@@ -220,24 +220,15 @@ def test_a_transaction_the_broker_aborts_is_processed_again_and_written_once() -
     assert producer.calls == ["init", "begin", "abort", "begin", "commit"]
 
 
-def test_a_retriable_commit_error_is_retried_without_aborting() -> None:
+# send_offsets_to_transaction's time-out is what a worker paused past the call's timeout meets first
+@pytest.mark.parametrize("call", ["commit_errors", "offsets_errors"])
+def test_a_retriable_transaction_error_is_retried_without_aborting(call: str) -> None:
     broker = broker_with([b"a", b"b"], partitions=1)
     producer = FakeProducer(broker)
-    producer.commit_errors = [KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)]
+    setattr(producer, call, [KafkaError(KafkaError._TIMED_OUT, "Local: Timed out", retriable=True)])
     observer = Transactions()
     run(broker, producer, observer=observer)
-    assert observer.aborted == 0
-    assert sources(broker, OUT) == [(0, 0), (0, 1)]
-
-
-def test_a_timed_out_send_offsets_is_retried_without_aborting() -> None:
-    # what a worker paused past the call's timeout meets first on waking (seen in the fault suite)
-    broker = broker_with([b"a", b"b"], partitions=1)
-    producer = FakeProducer(broker)
-    producer.offsets_errors = [KafkaError(KafkaError._TIMED_OUT, "Local: Timed out", retriable=True)]
-    observer = Transactions()
-    run(broker, producer, observer=observer)
-    assert observer.aborted == 0 and not producer.offsets_errors
+    assert observer.aborted == 0 and not getattr(producer, call)
     assert sources(broker, OUT) == [(0, 0), (0, 1)] and broker.committed
 
 
