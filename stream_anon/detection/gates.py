@@ -39,7 +39,7 @@ _SPELLED_AT = re.compile(r"\bat\b|\(at\)|\[at\]|\{at\}|\bdot\b", re.IGNORECASE)
 
 
 def has_number(text: str) -> bool:
-    """A run of seven or more digits, possibly grouped: what a phone, card or id number needs."""
+    """A run of seven or more digits, possibly grouped: what a phone, card, IBAN or SSN needs."""
     return _NUMBER.search(text) is not None
 
 
