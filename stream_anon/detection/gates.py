@@ -32,9 +32,10 @@ _NUMBER = re.compile(r"\d[\d \t.\-/()]{5,}\d")
 _THREE_DIGITS = re.compile(r"\d{3}")
 _IP = re.compile(r"\d\.\d|[0-9A-Fa-f]?:[0-9A-Fa-f]*:")
 _WORD = re.compile(r"[^\W\d_]{2}")
-# Presidio's fiscal-code pattern is 16 letters and digits, matched ignoring case (digits may be
-# written as letters), so the test uses the same module and flags.
-_SIXTEEN_ALNUM = regex.compile(r"[A-Z\d]{16}", regex.IGNORECASE)
+# Presidio's fiscal-code pattern is 16 of [A-Z\d] matched ignoring case, which takes a few letters
+# beyond ASCII (the Kelvin sign, the long s). Sixteen word characters by the same module's Unicode
+# tables take all of those, and the engine tests one class by table lookup: about three times faster.
+_SIXTEEN_ALNUM = regex.compile(r"\w{16}")
 _SPELLED_AT = re.compile(r"\bat\b|\(at\)|\[at\]|\{at\}|\bdot\b", re.IGNORECASE)
 
 
@@ -64,7 +65,7 @@ def _has_three_digits(text: str) -> bool:
     return _THREE_DIGITS.search(text) is not None
 
 
-def _has_sixteen_alnum(text: str) -> bool:
+def _has_sixteen_word_characters(text: str) -> bool:
     return _SIXTEEN_ALNUM.search(text) is not None
 
 
@@ -80,7 +81,7 @@ HAND_GATES: dict[str, Callable[[str], bool]] = {
     # where the others have a dash, an Aadhaar number colons between its groups); the fiscal code may
     # have none.
     **dict.fromkeys(NATIONAL_IDS - {"US_SSN", "IT_FISCAL_CODE"}, _has_three_digits),
-    "IT_FISCAL_CODE": _has_sixteen_alnum,
+    "IT_FISCAL_CODE": _has_sixteen_word_characters,
 }
 
 

@@ -5,13 +5,16 @@
   verifier would flag, the scan has already removed;
 * ``build_recognizers``: the recognizers a ``DetectionConfig`` names, with pattern recognizers;
 * ``FixedRegistry``: a registry of those recognizers that looks up a request's recognizers once;
+* ``DocArtifacts`` and ``ContextEnhancer``: Presidio's context enhancement, paid for only by the results
+  it can change;
 * ``NerEntities``: spaCy's entities, ``PERSON`` spans widened over the rest of a name.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, ClassVar
 
 import phonenumbers
@@ -27,7 +30,7 @@ from presidio_analyzer import (
     RecognizerResult,
 )
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer, SpacyRecognizer
 from spacy.tokens import Doc, Token
 from spacy.tokens import Span as SpacySpan
@@ -157,12 +160,46 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
         )
 
 
+class DocArtifacts(NlpArtifacts):
+    """Presidio's NLP artifacts of a text, its token offsets, lemmas and keywords worked out when first
+    read.
+
+    Only Presidio's context enhancer reads them, and only for a text with a result of a recognizer with
+    context words (about half the texts that reach the analyzer); the stock artifacts list them for
+    every text, and the keywords (each lemma tested against the stop words and punctuation) cost more
+    than some recognizers. The lemmas are the lower-case tokens: the NER-only pipeline has no
+    lemmatizer.
+    """
+
+    def __init__(self, doc: Doc, entities: list[SpacySpan], nlp_engine: NlpEngine, score: float) -> None:
+        # NlpArtifacts.__init__ is not called: it would compute what is lazy here.
+        self.tokens = doc
+        self.entities = entities
+        self.nlp_engine = nlp_engine
+        self.scores = [score] * len(entities)
+
+    @cached_property
+    def tokens_indices(self) -> list[int]:  # type: ignore[override]
+        return [token.idx for token in self.tokens]
+
+    @cached_property
+    def lemmas(self) -> list[str]:  # type: ignore[override]
+        return [token.lower_ for token in self.tokens]
+
+    @cached_property
+    def keywords(self) -> list[str]:  # type: ignore[override]
+        keywords: list[str] = self.set_keywords(self.nlp_engine, self.lemmas, LANGUAGE)
+        return keywords
+
+
 class ContextEnhancer(LemmaContextAwareEnhancer):
     """Presidio's context enhancer, handed only the results whose recognizer has context words.
 
     The stock one deep-copies every result before it looks at any, and leaves those of a recognizer
     without context words (the validated and contextual detectors, spaCy's entities) as they were: the
-    copies cost more than the rest of the enhancement. Results keep their order.
+    copies cost more than the rest of the enhancement. The ones it is handed copy themselves with what
+    it changes (the score, the explanation, the metadata) instead of a generic deep copy. Results keep
+    their order.
     """
 
     def enhance_using_context(
@@ -183,12 +220,33 @@ class ContextEnhancer(LemmaContextAwareEnhancer):
         if not chosen:
             return list(raw_results)
         enhanced = super().enhance_using_context(
-            text, [raw_results[i] for i in chosen], nlp_artifacts, recognizers, context
+            text, [_CopiedCheaply.of(raw_results[i]) for i in chosen], nlp_artifacts, recognizers, context
         )
         results = list(raw_results)
         for i, result in zip(chosen, enhanced, strict=True):
             results[i] = result
         return results
+
+
+class _CopiedCheaply(RecognizerResult):
+    """A result whose deep copy is a copy of its fields, its explanation and its metadata: all that
+    Presidio's enhancer writes to, and all the mutable state a result has (the explanation's fields and
+    the metadata's values are numbers, strings and None)."""
+
+    @classmethod
+    def of(cls, result: RecognizerResult) -> _CopiedCheaply:
+        cheap = cls.__new__(cls)
+        cheap.__dict__.update(result.__dict__)
+        return cheap
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RecognizerResult:
+        copied = RecognizerResult.__new__(RecognizerResult)
+        copied.__dict__.update(self.__dict__)
+        if self.analysis_explanation is not None:
+            copied.analysis_explanation = copy.copy(self.analysis_explanation)
+        if self.recognition_metadata is not None:
+            copied.recognition_metadata = dict(self.recognition_metadata)
+        return copied
 
 
 class QuickPatterns(PatternRecognizer):

@@ -32,6 +32,7 @@ from stream_anon.detection.gates import Gates, has_word
 from stream_anon.detection.recognizers import (
     LANGUAGE,
     ContextEnhancer,
+    DocArtifacts,
     FixedRegistry,
     NerEntities,
     build_recognizers,
@@ -228,8 +229,6 @@ class _Engine:
         return dict(zip(distinct, self.nlp.pipe(distinct, batch_size=batch_size), strict=True))
 
     def _analyze_one(self, text: str, wanted: list[str], doc: Doc | None, threshold: float) -> list[Span]:
-        from presidio_analyzer.nlp_engine import NlpArtifacts
-
         candidates = self.gates.candidates(text, wanted)
         if not candidates:
             return []
@@ -238,15 +237,7 @@ class _Engine:
             entities = []
         else:
             entities = self.ner.of(doc)
-        artifacts = NlpArtifacts(
-            entities=entities,
-            tokens=doc,
-            tokens_indices=[token.idx for token in doc],
-            lemmas=[token.lower_ for token in doc],
-            nlp_engine=self.nlp_engine,
-            language=LANGUAGE,
-            scores=[self.config.ner.score] * len(entities),
-        )
+        artifacts = DocArtifacts(doc, entities, self.nlp_engine, self.config.ner.score)
         results = self.analyzer.analyze(
             text, LANGUAGE, entities=candidates, nlp_artifacts=artifacts, score_threshold=0.0
         )

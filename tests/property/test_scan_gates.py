@@ -10,11 +10,15 @@ emails and addresses as they are written in the wild.
 
 from __future__ import annotations
 
+import sys
+
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from presidio_analyzer import PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from stream_anon.detection.gates import HAND_GATES
 from stream_anon.detection.recognizers import LANGUAGE, QuickPatterns
 from stream_anon.detection.scanner import DEFAULT_MODEL, engine_for
 from stream_anon.detection.settings import NATIONAL_IDS
@@ -82,6 +86,18 @@ def test_a_text_without_digits_or_an_at_is_asked_for_no_number_id_or_email() -> 
     numbers = {"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS", "IP_ADDRESS"}
     assert asked.isdisjoint(NATIONAL_IDS | numbers)
     assert "PERSON" in asked
+
+
+def test_the_fiscal_code_gate_takes_every_character_the_fiscal_code_pattern_takes() -> None:
+    # Presidio matches the code's [A-Z] and [\d] ignoring case: a few letters beyond ASCII too
+    (fiscal,) = ENGINE.analyzer.registry.get_recognizers(LANGUAGE, entities=["IT_FISCAL_CODE"])
+    assert isinstance(fiscal, PatternRecognizer)
+    one = regex.compile(r"[A-Z\d]", fiscal.global_regex_flags)
+    taken = [chr(c) for c in range(sys.maxunicode + 1) if one.fullmatch(chr(c))]
+    assert {"K", "ſ", "٣"} <= set(taken)
+    gate = HAND_GATES["IT_FISCAL_CODE"]
+    assert [c for c in taken if not gate(c * 16)] == []
+    assert not gate("RSSMRA85T10A562") and not gate("RSSMRA85T10A562 S")
 
 
 QUICK = [r for r in ENGINE.analyzer.registry.recognizers if isinstance(r, QuickPatterns)]
