@@ -1,11 +1,13 @@
 """Two checkouts' in-process pipelines compared in lockstep: the same records, CPU time, alternating.
 
     .venv/bin/python -m bench.lockstep /path/to/other/checkout [--rounds 10] [--chunk 1000] [--no-ner]
+        [--schema full|structured]
 
 On a shared machine the CPU time of one chunk of records drifts by ±30% within a minute, far more than
 the few percent two versions differ by, and runs of the full harness minutes apart see different
 machines. Here each checkout runs in its own long-lived process (its own ``stream_anon`` and
-``bench.data`` on ``PYTHONPATH``), builds the pipeline of case 4's schema (full rules with the scan) once,
+``bench.data`` on ``PYTHONPATH``), builds the pipeline of case 4's schema (full rules with the scan; case
+3's structured rules with ``--schema structured``) once,
 and then processes the same chunk of generated records on command, turn about (ABBA within a round), so
 both see the machine as it is in the same few seconds. Each round prints the two CPU times and their
 ratio; the summary is the median ratio over the rounds. ``--no-ner`` replaces spaCy's NER with its
@@ -30,13 +32,13 @@ from typing import IO, Any
 REPO = Path(__file__).resolve().parent.parent
 
 
-def serve(chunk: int, total: int, no_ner: bool) -> None:
+def serve(chunk: int, total: int, no_ner: bool, schema: str) -> None:
     """Build the pipeline, then process the next ``chunk`` records for each line read; print CPU seconds."""
     import shutil
     import tempfile
     import time
 
-    from bench.data import RAW_SCHEMA, generate
+    from bench.data import RAW_SCHEMA, STRUCTURED_SCHEMA, generate
     from stream_anon.app import build_pipeline
     from stream_anon.config import Settings
     from stream_anon.keys import Keys
@@ -46,7 +48,7 @@ def serve(chunk: int, total: int, no_ner: bool) -> None:
     configure_logging("json", "warning")
     work = Path(tempfile.mkdtemp(prefix="lockstep-"))
     (work / "schemas").mkdir()
-    shutil.copy(RAW_SCHEMA, work / "schemas" / "feedback.avsc")
+    shutil.copy(RAW_SCHEMA if schema == "full" else STRUCTURED_SCHEMA, work / "schemas" / "feedback.avsc")
     Keys.generate().save(work / "keys.json")
     pipeline = build_pipeline(Settings(schemas_dir=work / "schemas", keys_file=work / "keys.json"))
     data = generate(total, seed=7)
@@ -76,10 +78,11 @@ def serve(chunk: int, total: int, no_ner: bool) -> None:
 class Side:
     """One checkout's serving process."""
 
-    def __init__(self, checkout: Path, chunk: int, total: int, no_ner: bool) -> None:
+    def __init__(self, checkout: Path, chunk: int, total: int, no_ner: bool, schema: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(checkout)}
         # -P: not this file's folder first on sys.path, where bench/profile.py would shadow the standard one
         command = [sys.executable, "-P", str(Path(__file__).resolve()), "--serve", str(chunk), str(total)]
+        command += ["--schema", schema]
         self.process = subprocess.Popen(
             command + (["--no-ner"] if no_ner else []),
             cwd=checkout,
@@ -116,17 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=1000, help="records per turn (default 1000)")
     parser.add_argument("--no-ner", action="store_true", help="spaCy's tokenizer instead of its NER, both")
+    parser.add_argument(
+        "--schema",
+        choices=("full", "structured"),
+        default="full",
+        help="case 4's schema with the scan (default), or case 3's structured rules",
+    )
     parser.add_argument("--serve", nargs=2, type=int, metavar=("CHUNK", "TOTAL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve[0], args.serve[1], args.no_ner)
+        serve(args.serve[0], args.serve[1], args.no_ner, args.schema)
         return 0
     if args.base is None or not (args.base / "stream_anon").is_dir():
         parser.error("give the path of another stream-anon checkout")
     total = max(6000, args.chunk * 2)
-    print(f"lockstep: {REPO} against {args.base}, {args.rounds} rounds of 4 x {args.chunk} records")
-    this = Side(REPO, args.chunk, total, args.no_ner)
-    other = Side(args.base, args.chunk, total, args.no_ner)
+    print(
+        f"lockstep: {REPO} against {args.base}, {args.schema} schema, {args.rounds} rounds of 4 x "
+        f"{args.chunk} records"
+    )
+    this = Side(REPO, args.chunk, total, args.no_ner, args.schema)
+    other = Side(args.base, args.chunk, total, args.no_ner, args.schema)
     ratios: list[float] = []
     times: dict[str, list[float]] = {"this": [], "base": []}
     for number in range(args.rounds):
