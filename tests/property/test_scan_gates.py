@@ -16,10 +16,9 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from presidio_analyzer import PatternRecognizer, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from stream_anon.detection.gates import HAND_GATES
-from stream_anon.detection.recognizers import LANGUAGE, QuickPatterns
+from stream_anon.detection.recognizers import LANGUAGE, DocArtifacts, QuickPatterns
 from stream_anon.detection.scanner import DEFAULT_MODEL, engine_for
 from stream_anon.detection.settings import NATIONAL_IDS
 
@@ -47,15 +46,7 @@ texts = st.lists(pieces, min_size=1, max_size=8).map("".join)
 
 def found_by_the_analyzer(text: str) -> set[str]:
     """Entities Presidio's analyzer finds in ``text`` with every entity asked for, at any score."""
-    doc = ENGINE.nlp.make_doc(text)
-    artifacts = NlpArtifacts(
-        entities=[],
-        tokens=doc,
-        tokens_indices=[token.idx for token in doc],
-        lemmas=[token.lower_ for token in doc],
-        nlp_engine=ENGINE.nlp_engine,
-        language=LANGUAGE,
-    )
+    artifacts = DocArtifacts(ENGINE.nlp.make_doc(text), [], ENGINE.nlp_engine, 0.85)
     results = ENGINE.analyzer.analyze(
         text, LANGUAGE, entities=EVERY_ENTITY, nlp_artifacts=artifacts, score_threshold=0.0
     )
