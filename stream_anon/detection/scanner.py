@@ -9,8 +9,9 @@ writes the sanitized text. What makes it fast, in order of effect:
 * spaCy runs only its ``ner`` component (the small English model's NER has its own token vectors, so
   the tagger, parser, lemmatizer and shared ``tok2vec`` are dead weight), over the batch with ``pipe``,
   and once per distinct text of a batch;
-* Presidio runs only the recognizers a text can feed: no email recognizer without an ``@``, no numeric
-  recognizer without a run of seven digits, none at all for a text that holds no candidate; its phone
+* Presidio runs only the recognizers a text can feed (``gates``): no email recognizer without an ``@``
+  or a spelled "at", no phone or card recognizer without a run of seven digits, no national id without
+  three digits in a row, none at all for a text that holds no candidate; its phone
   recognizer runs on the windows around runs of digits, not once per region over the whole text;
 * texts without a word (numbers, emoji, empty) skip NER: the model tags lower-case names too, so
   capitalization is no safe reason to skip it.
