@@ -71,6 +71,7 @@ WORDS = _TEXT.split()
 class FakePlan:
     parsed_derived: Any = field(default_factory=lambda: fastavro.parse_schema(DERIVED))
     generated_paths: frozenset[str] = GENERATED
+    pii_getters: None = None  # lists its values only (pii_values), does not say where it reads them
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
         user = record["user"]

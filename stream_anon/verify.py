@@ -13,6 +13,8 @@ Two checks run on each record:
   only as a whole word ("Anna" is not found in "Annabelle"). Values shorter than four characters (seven
   digits) are not searched: they would match by chance. All values are searched in one pass over the
   text (``detection.exact``), so the cost grows linearly with a record's values, not with their square.
+  A compiled plan says where its raw values are (``pii_getters``): the screen then reads what it seeks
+  of them straight from the record (``sought_function``), and lists them only for the full check.
 
 Both read the strings as the scan does, normalized (``detection.text.normalize``: NFKC, zero-width
 characters removed), so a full-width or zero-width-split copy of a value is the value.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -46,6 +48,8 @@ from stream_anon.detection.text import (
     normalized_text,
 )
 from stream_anon.detection.validated import Detector, DetectorSet
+from stream_anon.schema.codegen import generate, literal
+from stream_anon.schema.values import Getter, collect_values, read_lines
 from stream_anon.walk import (
     MAP_KEY,
     Leaf,
@@ -70,6 +74,11 @@ class VerifiablePlan(Protocol):
 
     @property
     def generated_paths(self) -> Set[str]: ...
+
+    @property
+    def pii_getters(self) -> Sequence[Getter] | None:
+        """Where the ``"pii"`` values are read (``schema.values``); None for a plan that only lists them."""
+        ...
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]: ...
 
@@ -96,6 +105,9 @@ class VerifyResult:
 
 # A raw value to look for: (entity, casefolded text or digits, compared by digits, value as written).
 _Needle = tuple[str, str, bool, str]
+# What the screen looks for of a record's raw values: (casefolded texts, digits); see ``_sought``.
+Sought = tuple[list[str], list[str]]
+SoughtOf = Callable[[dict[str, Any], int], Sought]
 # Where a leaf leaks: (leaf index, start, end, entity).
 _Hit = tuple[int, int, int, str]
 
@@ -141,7 +153,9 @@ class Verifier:
         self._min_exact_length = min_exact_length
         # Keyed by the schema object's id; the object is kept so its id cannot be reused while cached.
         self._walkers: dict[int, tuple[Any, Walker]] = {}
-        self._screens: dict[tuple[int, int], tuple[Any, Set[str], Screen | None]] = {}
+        self._screens: dict[
+            tuple[int, int, int], tuple[Any, Set[str], Any, tuple[Screen, SoughtOf | None] | None]
+        ] = {}
         # Strings the detectors found nothing in, so that a string repeated across records (a country, an
         # app version, a category) is read once. The detectors are a function of the string alone and
         # find nothing across the separator (``detection.text.SEPARATOR``), so a string clean in one
@@ -154,13 +168,18 @@ class Verifier:
         # record's strings joined, without building leaves. Nearly every record is clean, and a clean
         # record passes every test of the full check's too; anything the screen flags goes to the full
         # check, which finds (and places) what it is.
-        values = plan.pii_values(raw)
         screen = self._screen(plan)
-        if screen is not None and not self._screen_flags(screen(sanitized), values):
-            return VerifyResult([], sanitized)
-        return self._full_check(plan, sanitized, self._needles(values))
+        if screen is not None:
+            strings, sought_of = screen
+            if sought_of is None:
+                sought = _sought(plan.pii_values(raw), self._min_exact_length)
+            else:
+                sought = sought_of(raw, self._min_exact_length)
+            if not self._screen_flags(strings(sanitized), sought):
+                return VerifyResult([], sanitized)
+        return self._full_check(plan, sanitized, self._needles(plan.pii_values(raw)))
 
-    def _screen_flags(self, strings: tuple[list[str], list[str]], values: list[tuple[str, str, str]]) -> bool:
+    def _screen_flags(self, strings: tuple[list[str], list[str]], sought: Sought) -> bool:
         """Whether the full check could find anything: a detector finding in the checked strings not yet
         known clean, or a raw value in any string (``_could_be_in``): the full check's own tests, on the
         strings joined."""
@@ -168,18 +187,16 @@ class Verifier:
         clean = self._clean
         unknown = [s for s in checked if s not in clean]
         if unknown:
-            if self._detectors.find(normalized_text(SEPARATOR.join(unknown))):
+            if self._detectors.finds_any(normalized_text(SEPARATOR.join(unknown))):
                 return True
             if len(clean) + len(unknown) > _CLEAN_LIMIT:
                 clean.clear()
             for string in unknown:
                 if len(string) <= _CLEAN_MAX_LENGTH:
                     clean.add(string)
-        if not values:
+        if not sought[0] and not sought[1]:
             return False
-        return _could_be_in(
-            values, normalized_text(SEPARATOR.join(checked + produced)), self._min_exact_length
-        )
+        return _could_be_in(sought, normalized_text(SEPARATOR.join(checked + produced)))
 
     def _full_check(self, plan: VerifiablePlan, sanitized: dict[str, Any], needles: _Needles) -> VerifyResult:
         leaves = self._walker(plan.parsed_derived)(sanitized)
@@ -208,18 +225,31 @@ class Verifier:
             _redact(leaves, hits)
         return VerifyResult(leaks, sanitized)
 
-    def _screen(self, plan: VerifiablePlan) -> Screen | None:
+    def _screen(self, plan: VerifiablePlan) -> tuple[Screen, SoughtOf | None] | None:
+        """The plan's screen and its function listing what to look for of a raw record (None: derive it
+        from ``pii_values``); None when the derived schema cannot be screened (none, or one the walker
+        reads by its values): the full check then reads every record."""
         schema = plan.parsed_derived
         if schema is None:
             return None
-        key = (id(schema), id(plan.generated_paths))
+        getters = plan.pii_getters
+        key = (id(schema), id(plan.generated_paths), id(getters))
         cached = self._screens.get(key)
-        if cached is not None and cached[0] is schema and cached[1] is plan.generated_paths:
-            return cached[2]
+        if (
+            cached is not None
+            and cached[0] is schema
+            and cached[1] is plan.generated_paths
+            and cached[2] is getters
+        ):
+            return cached[3]
         if len(self._screens) >= self._WALKER_CACHE_LIMIT:
             self._screens.clear()
-        screen = compile_screen(schema, plan.generated_paths)
-        self._screens[key] = (schema, plan.generated_paths, screen)
+        strings = compile_screen(schema, plan.generated_paths)
+        screen = None
+        if strings is not None:
+            screen = (strings, None if getters is None else sought_function(getters))
+        # The objects are kept with the functions so that their ids cannot be reused while cached.
+        self._screens[key] = (schema, plan.generated_paths, getters, screen)
         return screen
 
     def _needles(self, values: list[tuple[str, str, str]]) -> _Needles:
@@ -294,33 +324,96 @@ class _Needles:
 _FEW_VALUES = 16
 
 
-def _could_be_in(values: list[tuple[str, str, str]], text: str, min_length: int) -> bool:
+def _could_be_in(sought: Sought, text: str) -> bool:
     """Whether a raw value may be in ``text`` (a record's strings joined): never False when the full
     check would find one. Its tests, or supersets of them: a value's casefolded text as a substring (the
     full check wants a whole word), a number's digits among all the text's digits (it reads digit runs).
     With a record's usual handful of values, each is tested alone; with many, the indexes keep it linear."""
-    if len(values) > _FEW_VALUES:
-        needles = _Needles(values, min_length)
-        if needles.digits and next(needles.digits.find(digits_of(text)), None) is not None:
+    words, numbers = sought
+    if len(words) + len(numbers) > _FEW_VALUES:
+        if numbers and next(DigitNeedles(numbers).find(digits_of(text)), None) is not None:
             return True
-        return bool(needles.words) and needles.words.any_in(text.casefold())
-    folded: str | None = None
-    digits: str | None = None
-    for entity, _path, value in values:
-        needle = _needle(entity, value, min_length)
-        if needle is None:
-            continue
-        if needle[2]:
-            if digits is None:
-                digits = digits_of(text)
-            if needle[1] in digits:
+        return bool(words) and WordNeedles(words).any_in(text.casefold())
+    if numbers:
+        digits = digits_of(text)
+        for number in numbers:
+            if number in digits:
                 return True
-        else:
-            if folded is None:
-                folded = text.casefold()
-            if needle[1] in folded:
+    if words:
+        folded = text.casefold()
+        for word in words:
+            if word in folded:
                 return True
     return False
+
+
+def _sought(values: list[tuple[str, str, str]], min_length: int) -> Sought:
+    """What the screen looks for of raw values: each value's needle (``_needle``), texts and digits
+    apart. ``sought_function`` is the same for a plan's values, read from the record directly."""
+    sought: Sought = ([], [])
+    for entity, _path, value in values:
+        _add_sought(entity, value, min_length, sought[0], sought[1])
+    return sought
+
+
+def _add_sought(entity: str, value: object, min_length: int, words: list[str], numbers: list[str]) -> None:
+    needle = _needle(entity, value, min_length)
+    if needle is not None:
+        (numbers if needle[2] else words).append(needle[1])
+
+
+def _collect_sought(
+    getter: Getter, record: dict[str, Any], min_length: int, words: list[str], numbers: list[str]
+) -> None:
+    values: list[tuple[str, str, str]] = []
+    collect_values(getter, record, values)
+    for entity, _path, value in values:
+        _add_sought(entity, value, min_length, words, numbers)
+
+
+def sought_function(getters: Sequence[Getter]) -> SoughtOf:
+    """``_sought`` of the values the getters read, generated from the same reads as ``Plan.pii_values``
+    (``schema.values.read_lines``): the screen runs it on every record, and a clean record needs nothing
+    else of its raw values.
+
+    A plain ASCII value, nearly every one, is its own normalized form and casefolds as it lower-cases:
+    its needle is written out in line (the entity of each path is known here, so a number entity's
+    digits branch is only written where it applies). Any other value goes through ``_needle`` itself.
+    """
+
+    def on_string(i: int, entity: str, path: str) -> list[str]:
+        if entity in NUMBER_ENTITIES:
+            ascii_needle = [
+                "    d = digits_of(s)",
+                "    if len(d) >= MIN_NUMBER_DIGITS:",
+                "        numbers.append(d)",
+                "    elif len(s) >= min_length:",
+                "        words.append(s.lower())",
+            ]
+        else:
+            ascii_needle = ["    if len(s) >= min_length:", "        words.append(s.lower())"]
+        return [
+            "s = v.strip()",
+            "if s.isascii():",
+            *ascii_needle,
+            "else:",
+            f"    add({literal(entity)}, v, min_length, words, numbers)",
+        ]
+
+    lines = ["def sought(record, min_length):", "    words = []", "    numbers = []"]
+    lines += read_lines(
+        getters, on_string, lambda i: [f"collect(getters[{i}], record, min_length, words, numbers)"]
+    )
+    lines.append("    return words, numbers")
+    namespace = {
+        "add": _add_sought,
+        "collect": _collect_sought,
+        "getters": tuple(getters),
+        "digits_of": digits_of,
+        "MIN_NUMBER_DIGITS": MIN_NUMBER_DIGITS,
+    }
+    function: SoughtOf = generate("sought", lines, namespace, "verifier sought values")
+    return function
 
 
 def _needle(entity: str, value: object, min_length: int) -> _Needle | None:

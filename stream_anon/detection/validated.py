@@ -399,20 +399,7 @@ class DetectorSet:
 
         ``runs`` is ``digit_runs(text)`` when the caller has it already.
         """
-        if runs is None:
-            runs = digit_runs(text)
-        # (priority, detector, pos, endpos): where each detector reads, gathered first; most texts need none
-        reads: list[tuple[int, Detector, int, int | None]] = []
-        low = text.lower() if self._any_gate is not None else text
-        if self._always or (self._any_gate is not None and self._any_gate.search(low)):
-            for priority, detector, gate, keywords in self._whole:
-                if gate in text and (keywords is None or keywords.search(low)):
-                    reads.append((priority, detector, 0, None))
-        if runs:
-            for (start, end, digits), (first, last) in zip(runs, _string_bounds(text, runs), strict=True):
-                for priority, detector, before, after, gate, min_digits in self._windowed:
-                    if len(digits) >= min_digits and (not gate or gate in text[start:end]):
-                        reads.append((priority, detector, max(first, start - before), min(last, end + after)))
+        reads = list(self._reads(text, digit_runs(text) if runs is None else runs))
         if not reads:
             return []
         reads.sort(key=_priority)  # stable: a detector's windows stay in text order
@@ -423,6 +410,27 @@ class DetectorSet:
         if len(found) > 1:
             found.sort(key=lambda f: f.start)
         return found
+
+    def finds_any(self, text: str) -> bool:
+        """Whether ``find(text)`` finds anything: the first candidate of any detector says so (``find``
+        keeps a first candidate whatever its priority), so nothing is ordered or kept."""
+        for _, detector, pos, endpos in self._reads(text, digit_runs(text)):
+            for _ in detector.find(text, pos, endpos):
+                return True
+        return False
+
+    def _reads(self, text: str, runs: list[Run]) -> Iterator[tuple[int, Detector, int, int | None]]:
+        """Where each detector reads (priority, detector, pos, endpos); most texts need none."""
+        low = text.lower() if self._any_gate is not None else text
+        if self._always or (self._any_gate is not None and self._any_gate.search(low)):
+            for priority, detector, gate, keywords in self._whole:
+                if gate in text and (keywords is None or keywords.search(low)):
+                    yield priority, detector, 0, None
+        if runs:
+            for (start, end, digits), (first, last) in zip(runs, _string_bounds(text, runs), strict=True):
+                for priority, detector, before, after, gate, min_digits in self._windowed:
+                    if len(digits) >= min_digits and (not gate or gate in text[start:end]):
+                        yield priority, detector, max(first, start - before), min(last, end + after)
 
 
 def _priority(read: tuple[int, Detector, int, int | None]) -> int:

@@ -648,7 +648,8 @@ class Plan:
         self.generated_paths = frozenset(compiler.generated)
         self.field_rules = list(compiler.rules)
         self._apply = apply_record
-        self._pii_values = pii_values_function(compiler.pii_getters)
+        self.pii_getters: tuple[Getter, ...] = tuple(compiler.pii_getters)
+        self._pii_values = pii_values_function(self.pii_getters)
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The record's raw values of ``"pii"`` fields as text: (entity, path, value)."""

@@ -1,9 +1,11 @@
 """The raw values at a field's path in a decoded record: how ``Plan.pii_values`` reads ``"pii"`` fields.
 
 ``values_at(path)`` walks the values along a path (through nested records, arrays and maps), whatever
-their shape; it is the specification. ``pii_values_function`` writes the same reads out as one generated
-function for all of a schema's ``"pii"`` fields: a path through plain records becomes a chain of lookups,
-and a path through arrays or maps, or a value that is not a string, falls back to ``values_at``.
+their shape; it is the specification. ``read_lines`` writes the same reads out for all of a schema's
+``"pii"`` fields as the body of one generated function: a path through plain records becomes a chain of
+lookups, and a path through arrays or maps, or a value that is not a string, falls back to ``values_at``.
+``pii_values_function`` is that function listing the values; the verifier's screen writes another one
+from the same lines that lists what it searches for (``stream_anon.verify``).
 """
 
 from __future__ import annotations
@@ -90,22 +92,41 @@ def interpreted_pii_values(getters: Sequence[Getter]) -> PiiValues:
     return pii_values
 
 
-def pii_values_function(getters: Sequence[Getter]) -> PiiValues:
-    """``Plan.pii_values``, generated: the verifier calls it on every record."""
-    lines = ["def pii_values(record):", "    out = []", "    add = out.append"]
+def read_lines(
+    getters: Sequence[Getter],
+    on_string: Callable[[int, str, str], list[str]],
+    otherwise: Callable[[int], list[str]],
+) -> list[str]:
+    """The body of a generated function of ``record`` that reads each getter's path in turn.
+
+    A path through plain records becomes a chain of lookups into ``v``; ``on_string(i, entity, path)``
+    gives the lines run when ``v`` is a string there. ``otherwise(i)`` gives the lines run for a path
+    through arrays or maps, or for a value there that is not a string: they read it with ``getters[i]``.
+    The lines come back indented for the function's body.
+    """
+    lines: list[str] = []
     for i, (entity, path, _) in enumerate(getters):
         if through_containers(path):
-            lines.append(f"    collect(getters[{i}], record, out)")
+            lines += [f"    {line}" for line in otherwise(i)]
             continue
         lines.append("    v = record")
         for part in path.split("."):
             lines.append(f"    v = v.get({literal(part)}) if v.__class__ is dict else None")
-        lines += [
-            "    if v.__class__ is str:",
-            f"        add(({literal(entity)}, {literal(path)}, v))",
-            "    elif v is not None:",
-            f"        collect(getters[{i}], record, out)",
-        ]
+        lines.append("    if v.__class__ is str:")
+        lines += [f"        {line}" for line in on_string(i, entity, path)]
+        lines.append("    elif v is not None:")
+        lines += [f"        {line}" for line in otherwise(i)]
+    return lines
+
+
+def pii_values_function(getters: Sequence[Getter]) -> PiiValues:
+    """``Plan.pii_values``, generated: a found string is added as it is, anything else is collected."""
+    lines = ["def pii_values(record):", "    out = []", "    add = out.append"]
+    lines += read_lines(
+        getters,
+        lambda i, entity, path: [f"add(({literal(entity)}, {literal(path)}, v))"],
+        lambda i: [f"collect(getters[{i}], record, out)"],
+    )
     lines.append("    return out")
     function: PiiValues = generate(
         "pii_values", lines, {"collect": collect_values, "getters": tuple(getters)}, "pii_values"

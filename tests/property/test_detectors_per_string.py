@@ -53,3 +53,11 @@ def test_a_birth_word_and_a_date_in_two_strings_are_not_a_date_of_birth() -> Non
 def test_a_profile_url_ends_with_its_string() -> None:
     url = "https://github.com/jdoe"
     assert VERIFIER.find(f"{url}{SEPARATOR}next") == [Finding("PROFILE_URL", 0, len(url))]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(strings, min_size=1, max_size=5))
+def test_finds_any_says_whether_find_finds_anything(parts: list[str]) -> None:
+    # The verifier's screen only asks whether there is a finding, and skips ordering and overlaps.
+    text = SEPARATOR.join(parts)
+    assert VERIFIER.finds_any(text) is bool(VERIFIER.find(text))

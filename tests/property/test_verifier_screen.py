@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_anon.verify as verify_module
+from stream_anon.keys import Keys
+from stream_anon.rules import compile_plan
 from stream_anon.verify import Verifier
 from stream_anon.walk import MAP_KEY, compile_screen, compile_walker
 
@@ -71,6 +73,7 @@ texts = st.lists(fragments | st.text(max_size=12), max_size=4).map(" ".join)
 class Plan:
     pii: list[tuple[str, str]]
     generated_paths: frozenset[str] = GENERATED
+    pii_getters: None = None  # lists its values only (pii_values), does not say where it reads them
     parsed_derived: Any = field(default_factory=lambda: fastavro.parse_schema(copy.deepcopy(SCHEMA)))
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -155,3 +158,77 @@ def test_schemas_the_walker_reads_by_value_have_no_screen() -> None:
     }
     assert compile_screen(fastavro.parse_schema(recursive), frozenset()) is None
     assert compile_screen(fastavro.parse_schema(mixed), frozenset()) is None
+
+
+# A compiled plan says where it reads its raw values, and the screen reads what it seeks of them from the
+# record with generated code (``verify.sought_function``): plain ASCII text in line, anything else
+# through ``_needle``. Its specification is ``_needle`` over each value ``pii_values`` lists.
+SOUGHT_SCHEMA = {
+    "type": "record",
+    "name": "Raw",
+    "namespace": "prop",
+    "fields": [
+        {"name": "email", "type": ["null", "string"], "pii": "EMAIL_ADDRESS", "anon": "hmac"},
+        {"name": "phone", "type": "string", "pii": "PHONE_NUMBER", "anon": "redact"},
+        {"name": "account", "type": "long", "pii": "ACCOUNT", "anon": "hmac"},
+        {"name": "serial", "type": "bytes", "pii": "DEVICE_ID", "anon": "redact"},
+        {
+            "name": "user",
+            "type": {
+                "type": "record",
+                "name": "RawUser",
+                "fields": [
+                    {"name": "name", "type": "string", "pii": "PERSON", "anon": "drop"},
+                    {"name": "ssn", "type": ["null", "string"], "pii": "US_SSN", "anon": "redact"},
+                    {
+                        "name": "phones",
+                        "type": {"type": "array", "items": "string"},
+                        "pii": "PHONE_NUMBER",
+                        "anon": "redact",
+                    },
+                ],
+            },
+        },
+        {"name": "ids", "type": {"type": "map", "values": "string"}, "pii": "DEVICE_ID", "anon": "redact"},
+    ],
+}
+# Values around every branch: short and long, padded, numbers written many ways, non-ASCII text whose
+# normalized or casefolded form differs (full-width letters, a zero-width space, ß, dotted İ).
+raw_text = st.sampled_from(
+    [
+        "", " ", "abc", "abcd", " abcd ", "Jane.Doe@Example.com", "+1 (415) 555-0100", " 415 555 0100 ",
+        "555-01", "555-010", "123-45-6789", "Ｊａｎｅ Ｄｏｅ", "an\u200bna", "Straße", "İstanbul",
+        "４１５５５５０１００", "u-0001397", "\t\n",
+    ]
+) | st.text(max_size=12)  # fmt: skip
+# Mostly text, the shape a decoder gives; the other shapes a caller's dict may hold.
+raw_value = st.one_of(
+    raw_text,
+    raw_text,
+    raw_text,
+    st.none() | st.integers() | st.booleans() | st.binary(max_size=6) | st.lists(raw_text, max_size=2),
+)
+raw_records = st.fixed_dictionaries(
+    {
+        "email": raw_value,
+        "phone": raw_value,
+        "account": raw_value,
+        "serial": raw_value | raw_text.map(str.encode),
+        "user": st.fixed_dictionaries(
+            {"name": raw_value, "ssn": raw_value, "phones": st.lists(raw_value, max_size=3)}
+        )
+        | raw_value,
+        "ids": st.dictionaries(raw_text, raw_value, max_size=3) | raw_value,
+    },
+)
+SOUGHT_PLAN = compile_plan(SOUGHT_SCHEMA, Keys.generate())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw_records, st.integers(1, 8))
+def test_what_the_screen_seeks_of_a_compiled_plan_is_the_needle_of_each_raw_value(
+    record: dict[str, Any], min_length: int
+) -> None:
+    assert SOUGHT_PLAN.pii_getters is not None
+    sought = verify_module.sought_function(SOUGHT_PLAN.pii_getters)
+    assert sought(record, min_length) == verify_module._sought(SOUGHT_PLAN.pii_values(record), min_length)

@@ -111,6 +111,7 @@ SCHEMA = {
 
 class Plan:
     generated_paths: frozenset[str] = frozenset()
+    pii_getters: None = None  # lists its values only (pii_values), does not say where it reads them
     parsed_derived: Any = fastavro.parse_schema(copy.deepcopy(SCHEMA))
 
     def pii_values(self, record: dict[str, Any]) -> list[tuple[str, str, str]]:
